@@ -1,0 +1,1 @@
+"""Exporters that feed the fleet's Prometheus: the NVML GPU exporter."""

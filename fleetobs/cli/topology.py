@@ -1,0 +1,121 @@
+"""``fleetobs topology``: import the real configs, show and check a topology."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, exit_with, fail
+from fleetobs.topology.checks import check_topology
+from fleetobs.topology.load import load_topology
+from fleetobs.topology.model import Topology
+
+app = typer.Typer(help="Import, show and check the fleet topology.", no_args_is_help=True)
+
+TOPOLOGY_OPTION = typer.Option(
+    None, "--topology", "-t", envvar="FLEET_TOPOLOGY",
+    help="Topology YAML file [env FLEET_TOPOLOGY]; default: the committed real fleet.",
+)
+
+
+def _load(path: Path | None) -> Topology:
+    return load_topology(path)
+
+
+@app.command("import")
+def import_(
+    files: list[Path] = typer.Argument(..., help="Startup configs of the real system (any of its schemas)."),
+    plan: Path | None = typer.Option(None, "--plan", help="container-plan.yaml: groups, budgets, startup order."),
+    port_offset: int = typer.Option(0, "--port-offset", min=0, max=60000, envvar="PORT_OFFSET",
+                                    help="Value of ${PORT_OFFSET} in port expressions [env PORT_OFFSET]."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the topology YAML ('-' for stdout)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print warnings."),
+) -> None:
+    """Build a topology from the real system's startup configs (and the container plan)."""
+    from fleetobs.topology.importer import import_topology
+
+    for f in [*files, *([plan] if plan else [])]:
+        if not f.is_file():
+            fail(f"{f}: no such file")
+    result = import_topology(files, plan=plan, env=dict(os.environ), port_offset=port_offset)
+    if not quiet:
+        for w in result.warnings:
+            typer.echo(f"warning: {w}", err=True)
+    text = result.to_yaml()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"{output}: cannot write: {exc.strerror or exc}")
+        t = result.topology
+        typer.echo(f"wrote {output}: {len(t.agents)} agents in {len(t.groups)} groups on "
+                   f"{len(t.machines)} machines ({len(result.warnings)} warnings)", err=True)
+
+
+def topology_json(t: Topology) -> dict[str, object]:
+    return {
+        "machines": [m.model_dump(mode="json") for m in t.machines],
+        "groups": [{**g.model_dump(mode="json"), "service": g.service_name} for g in t.groups],
+        "agents": [
+            {"name": a.name, "machine": a.machine, "group": a.group, "port": a.port,
+             "health_check_port": a.health_check_port, "required": a.required,
+             "dependencies": list(a.dependencies), "probe": a.probe.value,
+             "heartbeat_interval_seconds": a.heartbeat_interval_seconds}
+            for a in t.agents
+        ],
+    }
+
+
+@app.command("show")
+def show(
+    topology: Path | None = TOPOLOGY_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show machines, groups and agents."""
+    t = _load(topology)
+    if as_json:
+        typer.echo(json.dumps(topology_json(t), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    mt = Table(title="Machines")
+    for col in ("machine", "GPU", "GPU memory", "hub port", "address", "groups", "agents"):
+        mt.add_column(col)
+    for m in t.machines:
+        mt.add_row(m.name, m.gpu_model or "-", f"{m.gpu_memory_gib:g} GiB", str(m.hub_port), m.address,
+                   str(len(t.groups_on(m.name))), str(len(t.agents_on(m.name))))
+    console.print(mt)
+    at = Table(title=f"Agents ({len(t.agents)})")
+    for col in ("agent", "machine", "group", "port", "health", "required", "probe", "dependencies"):
+        at.add_column(col)
+    for a in sorted(t.agents, key=lambda a: (a.machine, a.group or "", a.name)):
+        at.add_row(a.name, a.machine, a.group or "[red]unplaced[/red]", str(a.port), str(a.health_check_port),
+                   "yes" if a.required else "no", a.probe.value, ", ".join(a.dependencies))
+    console.print(at)
+
+
+@app.command("check")
+def check(
+    topology: Path | None = TOPOLOGY_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print {errors, warnings} as JSON."),
+) -> None:
+    """Check a topology: exit 0 with no errors (warnings allowed), 1 with errors."""
+    t = _load(topology)
+    report = check_topology(t)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for f in report.errors:
+            typer.echo(f"error [{f.code}] {f.message}")
+        for f in report.warnings:
+            typer.echo(f"warning [{f.code}] {f.message}")
+        typer.echo(f"{len(t.agents)} agents, {len(t.groups)} groups, {len(t.machines)} machines: "
+                   f"{len(report.errors)} errors, {len(report.warnings)} warnings")
+    exit_with(EXIT_OK if report.ok else EXIT_FAILED)

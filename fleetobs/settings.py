@@ -1,0 +1,146 @@
+"""Settings from the environment (pydantic-settings).
+
+Names from the container plan are honoured as they are (``MACHINE_TYPE``,
+``CONTAINER_ROLE``, ...); fleetobs' own settings use the ``FLEET_`` prefix.
+docs/configuration.md lists every variable. The environment is an argument
+(``load_settings(environ)``) so tests never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DiscoveryMode(StrEnum):
+    CONTAINER_DNS = "container_dns"  # compose service name of the agent's group
+    HOST = "host"  # everything on 127.0.0.1 (bare processes, one machine)
+    STATIC = "static"  # the machine address from the topology
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """'8GB', '8GiB', '512M', '1024' -> bytes. GPU 'GB' in the plan means GiB (cards are sold so)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"cannot read {text!r} as a size (examples: 8GB, 512MiB, 1073741824)")
+    unit = (m.group(2) or "").upper().rstrip("B").rstrip("I")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class FleetSettings(BaseSettings):
+    """Every setting fleetobs reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True,
+                                      case_sensitive=True)
+
+    # --- the container plan's names -------------------------------------------------
+    machine: str = Field("mainpc", validation_alias=_env("MACHINE_TYPE"),
+                         description="which machine this process runs on (topology machine name)")
+    container_role: str | None = Field(None, validation_alias=_env("CONTAINER_ROLE"),
+                                       description="the container group this process belongs to")
+    bind_address: str = Field("127.0.0.1", validation_alias=_env("BIND_ADDRESS"),
+                              description="address servers listen on (0.0.0.0 in containers)")
+    discovery_mode: DiscoveryMode = Field(DiscoveryMode.HOST, validation_alias=_env("SERVICE_DISCOVERY_MODE"))
+    cross_machine_endpoint: str | None = Field(None, validation_alias=_env("CROSS_MACHINE_DISCOVERY_ENDPOINT"),
+                                               description="URL of the peer hub")
+    mainpc_endpoint: str | None = Field(None, validation_alias=_env("MAINPC_OBSERVABILITY_ENDPOINT"))
+    pc2_endpoint: str | None = Field(None, validation_alias=_env("PC2_OBSERVABILITY_ENDPOINT"))
+    port_offset: int = Field(0, ge=0, le=60000, validation_alias=_env("PORT_OFFSET"))
+    gpu_memory_limit_bytes: int | None = Field(None, ge=0, validation_alias=_env("GPU_MEMORY_LIMIT"),
+                                               description="this group's VRAM budget, e.g. 8GB")
+
+    # --- fleetobs' own ---------------------------------------------------------------
+    topology: Path | None = Field(None, validation_alias=_env("FLEET_TOPOLOGY"),
+                                  description="topology YAML; unset: the committed default (the real fleet)")
+    data_dir: Path = Field(Path(".fleetobs"), validation_alias=_env("FLEET_DATA_DIR"))
+    hub_port: int | None = Field(None, ge=1, le=65535, validation_alias=_env("FLEET_HUB_PORT"))
+    hub_url: str | None = Field(None, validation_alias=_env("FLEET_HUB_URL"),
+                                description="where agents send heartbeats; unset: derived")
+    token: str | None = Field(None, validation_alias=_env("FLEET_TOKEN"), repr=False)
+    read_token: str | None = Field(None, validation_alias=_env("FLEET_READ_TOKEN"), repr=False)
+    peers: tuple[str, ...] = Field((), validation_alias=_env("FLEET_PEERS"))
+    loki_url: str | None = Field(None, validation_alias=_env("FLEET_LOKI_URL"))
+    loki_tenant: str | None = Field(None, validation_alias=_env("FLEET_LOKI_TENANT"))
+    log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,
+                                   env_settings: Any, dotenv_settings: Any,
+                                   file_secret_settings: Any) -> tuple[Any, ...]:
+        # load_settings() hands the environment in explicitly: no hidden reads of os.environ.
+        return (init_settings,)
+
+    @field_validator("gpu_memory_limit_bytes", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        return parse_size(v) if isinstance(v, str) else v
+
+    @field_validator("peers", mode="before")
+    @classmethod
+    def _peers(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("discovery_mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    def peer_urls(self) -> tuple[str, ...]:
+        """FLEET_PEERS, else the plan's endpoint variables for the other machine(s)."""
+        if self.peers:
+            return self.peers
+        found = [self.cross_machine_endpoint]
+        if self.machine != "mainpc":
+            found.append(self.mainpc_endpoint)
+        if self.machine != "pc2":
+            found.append(self.pc2_endpoint)
+        return tuple(dict.fromkeys(u for u in found if u))
+
+
+#: Environment variable -> field, the documented surface (docs/configuration.md).
+ENV_VARS: dict[str, str] = {
+    alias: name
+    for name, f in FleetSettings.model_fields.items()
+    if isinstance(f.validation_alias, AliasChoices)
+    for alias in f.validation_alias.choices
+    if isinstance(alias, str)
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> FleetSettings:
+    """Settings from ``environ`` (default: the process environment) plus explicit overrides.
+
+    Raises :class:`SettingsError` naming the variable and what is wrong.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {k: v for k, v in env.items() if k in ENV_VARS}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return FleetSettings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        var = next((k for k, v in ENV_VARS.items() if field in (k, v)), field)
+        got = err.get("input")
+        raise SettingsError(f"{var}={got!r}: {err['msg']}") from None

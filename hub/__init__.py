@@ -1,0 +1,1 @@
+"""The ObservabilityHub: one per machine. Heartbeats, probes, liveness, discovery, sync."""
