@@ -1,0 +1,69 @@
+"""The hub's one extension point: features beyond the core plug in here.
+
+Probing, the GPU view, log intake and (later) sync are plugins: each gets the
+:class:`HubContext`, may add an API router and Prometheus collectors, and runs
+its background work between ``start`` and ``stop``. The app (hub/app.py) calls
+every factory in :data:`PLUGIN_FACTORIES`; a factory returns ``None`` when its
+feature is disabled by configuration.
+
+To add a plugin: write ``hub/<feature>.py`` with a factory and add ONE line to
+:data:`PLUGIN_FACTORIES` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from fastapi import APIRouter
+from prometheus_client.registry import Collector
+
+from fleetobs.settings import FleetSettings
+from fleetobs.topology.model import Agent, Topology
+from hub.observation import Observation
+
+
+class HubContext(Protocol):
+    """What the hub core offers plugins."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def machine(self) -> str:
+        """The machine this hub runs on (a topology machine name)."""
+
+    @property
+    def settings(self) -> FleetSettings: ...
+
+    def now(self) -> float:
+        """Monotonic seconds (the hub's injected clock)."""
+
+    def record(self, obs: Observation) -> None:
+        """Feed one observation into the liveness model (call on the event loop)."""
+
+    def address_of(self, agent: Agent) -> str:
+        """Host to reach ``agent`` at, per SERVICE_DISCOVERY_MODE (no port, no scheme)."""
+
+
+class HubPlugin(Protocol):
+    name: str
+
+    def router(self) -> APIRouter | None: ...
+
+    def collectors(self) -> Sequence[Collector]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, deadline_seconds: float) -> None:
+        """Stop background work within ``deadline_seconds``; idempotent."""
+
+
+PluginFactory = Callable[[HubContext], HubPlugin | None]
+
+
+def plugin_factories() -> list[PluginFactory]:
+    """Imported lazily so the hub core imports no plugin code it does not run."""
+    factories: list[PluginFactory] = []
+    # --- plugins (one line each) ---
+    return factories
