@@ -135,7 +135,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {k: v for k, v in env.items() if k in ENV_VARS}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    # Overrides (CLI options) are given by field name; store them under the variable's
+    # name so they replace, not compete with, what the environment said.
+    by_field = {field: var for var, field in ENV_VARS.items()}
+    values.update({by_field.get(k, k): v for k, v in overrides.items() if v is not None})
     try:
         return FleetSettings.model_validate(values)
     except ValidationError as exc:

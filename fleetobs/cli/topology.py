@@ -10,7 +10,7 @@ import typer
 
 from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, exit_with, fail
 from fleetobs.topology.checks import check_topology
-from fleetobs.topology.load import load_topology
+from fleetobs.topology.load import TopologyError, load_topology
 from fleetobs.topology.model import Topology
 
 app = typer.Typer(help="Import, show and check the fleet topology.", no_args_is_help=True)
@@ -107,7 +107,20 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print {errors, warnings} as JSON."),
 ) -> None:
     """Check a topology: exit 0 with no errors (warnings allowed), 1 with errors."""
-    t = _load(topology)
+    if topology is not None and not topology.is_file():
+        fail(f"{topology}: no such file")
+    try:
+        t = _load(topology)
+    except TopologyError as exc:
+        # A file that does not load is the first kind of error check reports: all of them.
+        if as_json:
+            typer.echo(json.dumps({"errors": [
+                {"code": "invalid-document", "message": str(p), "source": p.source, "line": p.line,
+                 "path": p.path} for p in exc.problems], "warnings": []}, indent=2))
+        else:
+            for p in exc.problems:
+                typer.echo(f"error [invalid-document] {p}")
+        exit_with(EXIT_FAILED)
     report = check_topology(t)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))

@@ -3,4 +3,4 @@
 from fleetobs.topology.load import Problem, TopologyError, load_topology
 from fleetobs.topology.model import Agent, Group, Machine, ProbeKind, Topology
 
-__all__ = ["Agent", "Group", "Machine", "Problem", "ProbeKind", "Topology", "TopologyError", "load_topology"]
+__all__ = ["Agent", "Group", "Machine", "ProbeKind", "Problem", "Topology", "TopologyError", "load_topology"]

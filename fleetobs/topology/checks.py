@@ -147,11 +147,34 @@ def _cycles(graph: dict[tuple[str, str], list[tuple[str, str]]]) -> list[list[tu
                     if w == node:
                         break
                 if len(comp) > 1 or node in graph.get(node, []):
-                    found.append(sorted(comp))
+                    found.append(_cycle_path(graph, set(comp)))
             if work:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
     return found
+
+
+def _cycle_path(
+    graph: dict[tuple[str, str], list[tuple[str, str]]], comp: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """A real cycle through the component, in dependency order, from its smallest member."""
+    start = min(comp)
+    parents: dict[tuple[str, str], tuple[str, str]] = {}
+    frontier = [start]
+    while frontier:  # BFS back to start: the shortest cycle through it
+        nxt: list[tuple[str, str]] = []
+        for node in frontier:
+            for succ in graph.get(node, []):
+                if succ == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parents[path[-1]])
+                    return path[::-1]
+                if succ in comp and succ not in parents:
+                    parents[succ] = node
+                    nxt.append(succ)
+        frontier = nxt
+    return sorted(comp)  # unreachable for a strongly connected component
 
 
 def check_groups(t: Topology) -> list[Finding]:

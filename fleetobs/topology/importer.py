@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from fleetobs.topology.load import Problem, TopologyError, parse_yaml
 from fleetobs.topology.model import NAME_RE, ProbeKind, Topology
@@ -259,7 +260,9 @@ def read_startup_config(
     return out, ctx
 
 
-def _plan_document(plan: Any, source: str, errors: list[Problem]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], str]]:
+def _plan_document(
+    plan: Any, source: str, errors: list[Problem]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], str]]:
     """Machines, groups and (machine, agent) -> group from container-plan.yaml."""
     machines: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
@@ -360,7 +363,7 @@ def import_topology(
     document["agents"] = agent_docs
     try:
         topology = Topology.model_validate(document)
-    except Exception as exc:  # a pydantic ValidationError: report it located
+    except ValidationError as exc:
         raise TopologyError([Problem("<import>", "", f"imported topology is invalid: {exc}")]) from None
     return ImportResult(document, topology, warnings)
 

@@ -7,6 +7,7 @@ without reading a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +22,8 @@ from fleetobs.topology.model import Topology
 DEFAULT_TOPOLOGY_RESOURCE = "fleet.yaml"
 
 Loc = tuple[str | int, ...]
+
+_REF_ERROR = re.compile(r"^(?P<section>machines|groups|agents)\[(?P<index>\d+)\] \([^)]*\): (?P<rest>.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ def _validation_problems(exc: ValidationError, data: Any, text: str, source: str
             msg = f"{msg} (got {err['input']!r})"
         if msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
+        ref = _REF_ERROR.match(msg) if not loc else None
+        if ref:
+            # Cross-reference errors come from the whole-document validator: locate them.
+            loc = (ref["section"], int(ref["index"]))
+            msg = ref["rest"]
         path = format_loc(loc) + _agent_name(data, loc)
         yield Problem(source, path, msg, _nearest_line(index, loc))
 
@@ -134,7 +142,9 @@ def _validation_problems(exc: ValidationError, data: Any, text: str, source: str
 def topology_from_text(text: str, source: str = "<topology>") -> Topology:
     data = parse_yaml(text, source)
     if data is None:
-        raise TopologyError([Problem(source, "", "the file is empty: expected a mapping with 'machines', 'groups' and 'agents'")])
+        raise TopologyError(
+            [Problem(source, "", "the file is empty: expected a mapping with 'machines', 'groups' and 'agents'")]
+        )
     if not isinstance(data, dict):
         raise TopologyError(
             [Problem(source, "", f"expected a mapping at the top level, got {type(data).__name__}", 1)]
