@@ -206,3 +206,29 @@ def test_bad_plan_is_an_error(tmp_path: Path, mainpc_config: Path) -> None:
     plan = _write(tmp_path, "plan.yaml", "machines: {}\n")
     with pytest.raises(TopologyError, match="not a container plan"):
         import_topology([mainpc_config], plan=plan)
+
+
+ANCHORS = """\
+common: &common
+  required: false
+  dependencies: [ServiceRegistry]
+agent_groups:
+  foundation_services: &foundation
+    ServiceRegistry: {port: "${PORT_OFFSET}+7200", health_check_port: "${PORT_OFFSET}+8200"}
+    ModelManagerSuite:
+      <<: *common
+      port: "${PORT_OFFSET}+7211"
+      health_check_port: "${PORT_OFFSET}+8211"
+  gpu_infrastructure:
+    # VRAMOptimizerAgent moved to foundation_services to avoid duplication
+docker_groups:
+  core: {description: core, agents: [ServiceRegistry, ModelManagerSuite]}
+"""
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
+    t = import_topology([_write(tmp_path, "mainpc.startup_config.yaml", ANCHORS)], port_offset=10).topology
+    mms = t.agent_by_key[("mainpc", "ModelManagerSuite")]
+    assert (mms.port, mms.health_check_port, mms.required, mms.dependencies) == (
+        7221, 8221, False, ("ServiceRegistry",))
+    assert {a.name for a in t.agents} == {"ServiceRegistry", "ModelManagerSuite"}
