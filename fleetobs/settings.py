@@ -74,9 +74,54 @@ class FleetSettings(BaseSettings):
     token: str | None = Field(None, validation_alias=_env("FLEET_TOKEN"), repr=False)
     read_token: str | None = Field(None, validation_alias=_env("FLEET_READ_TOKEN"), repr=False)
     peers: tuple[str, ...] = Field((), validation_alias=_env("FLEET_PEERS"))
+    # --- cross-machine sync (hub/sync/) ---
+    sync_stale_after_seconds: float = Field(
+        8.0, ge=1, le=3600, validation_alias=_env("FLEET_SYNC_STALE_AFTER"),
+        description="hub: a peer silent this long is stale (its agents show unknown)")
+    test_clock_skew_seconds: float = Field(
+        0.0, ge=-86400, le=86400, validation_alias=_env("FLEET_TEST_CLOCK_SKEW_SECONDS"),
+        description="TESTS ONLY: shift the hub's clocks by this much (proves skew changes nothing)")
     loki_url: str | None = Field(None, validation_alias=_env("FLEET_LOKI_URL"))
     loki_tenant: str | None = Field(None, validation_alias=_env("FLEET_LOKI_TENANT"))
+    loki_username: str | None = Field(None, validation_alias=_env("FLEET_LOKI_USERNAME"),
+                                      description="basic auth user for Loki")
+    loki_password: str | None = Field(None, validation_alias=_env("FLEET_LOKI_PASSWORD"), repr=False)
+    loki_bearer_token: str | None = Field(None, validation_alias=_env("FLEET_LOKI_BEARER_TOKEN"),
+                                          repr=False)
+    loki_structured_metadata: bool = Field(False, validation_alias=_env("FLEET_LOKI_STRUCTURED_METADATA"),
+                                           description="send level as structured metadata (Loki >= 3)")
+    loki_buffer_max_bytes: int = Field(16 * 1024**2, gt=0, validation_alias=_env("FLEET_LOKI_BUFFER_MAX_BYTES"),
+                                       description="memory buffer for log lines, e.g. 16MiB")
+    loki_spool_max_bytes: int = Field(256 * 1024**2, ge=0, validation_alias=_env("FLEET_LOKI_SPOOL_MAX_BYTES"),
+                                      description="disk spool under FLEET_DATA_DIR/loki-spool; 0: none")
     log_level: str = Field("INFO", validation_alias=_env("FLEET_LOG_LEVEL"))
+    # --- probing of legacy agents (hub/probing.py, fleetobs sidecar) ---
+    probe_enabled: bool = Field(True, validation_alias=_env("FLEET_PROBE_ENABLED"),
+                                description="hub: probe agents whose topology probe is zmq/http")
+    probe_interval_seconds: float | None = Field(
+        None, gt=0, le=3600, validation_alias=_env("FLEET_PROBE_INTERVAL"),
+        description="seconds between probe cycles; unset: the agents' heartbeat interval, at most 15")
+    probe_timeout_seconds: float = Field(2.0, gt=0, le=60, validation_alias=_env("FLEET_PROBE_TIMEOUT"),
+                                         description="per probe")
+    probe_concurrency: int | None = Field(
+        None, ge=1, le=4096, validation_alias=_env("FLEET_PROBE_CONCURRENCY"),
+        description="probes in flight at once; unset: enough for a cycle of silent agents to fit")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                validation_alias=_env("FLEET_MAX_BODY_BYTES"),
+                                description="hub: larger request bodies get 413")
+
+    # --- GPU exporter (exporters/, fleetobs gpu-exporter) and the hub's GPU view ---
+    gpu_exporter_port: int = Field(9400, ge=0, le=65535, validation_alias=_env("FLEET_GPU_EXPORTER_PORT"),
+                                   description="GPU exporter: port for /metrics and /v1/gpus")
+    gpu_interval_seconds: float = Field(1.0, gt=0, le=3600, validation_alias=_env("FLEET_GPU_INTERVAL"),
+                                        description="GPU exporter: seconds between NVML collections")
+    gpu_proc_root: Path = Field(Path("/proc"), validation_alias=_env("FLEET_GPU_PROC_ROOT"),
+                                description="GPU exporter: the host's /proc (pid: host, or mounted)")
+    docker_socket: Path | None = Field(None, validation_alias=_env("FLEET_DOCKER_SOCKET"),
+                                       description="GPU exporter: Docker API socket; unset: "
+                                                   "/var/run/docker.sock when present")
+    gpu_exporter_url: str | None = Field(None, validation_alias=_env("FLEET_GPU_EXPORTER_URL"),
+                                         description="hub: this machine's GPU exporter; unset: no GPU view")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,
@@ -85,7 +130,8 @@ class FleetSettings(BaseSettings):
         # load_settings() hands the environment in explicitly: no hidden reads of os.environ.
         return (init_settings,)
 
-    @field_validator("gpu_memory_limit_bytes", mode="before")
+    @field_validator("gpu_memory_limit_bytes", "loki_buffer_max_bytes", "loki_spool_max_bytes",
+                     mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
         return parse_size(v) if isinstance(v, str) else v

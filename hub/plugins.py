@@ -66,4 +66,12 @@ def plugin_factories() -> list[PluginFactory]:
     """Imported lazily so the hub core imports no plugin code it does not run."""
     factories: list[PluginFactory] = []
     # --- plugins (one line each) ---
+    from hub.probing import probing_plugin
+    factories.append(probing_plugin)
+    from hub.logs import logs_plugin
+    factories.append(logs_plugin)
+    from hub.gpu import gpu_plugin
+    factories.append(gpu_plugin)
+    from hub.sync.plugin import sync_plugin
+    factories.append(sync_plugin)
     return factories

@@ -1,0 +1,81 @@
+"""``create_app``: the hub's FastAPI application, with every side effect an argument.
+
+The clock, topology, settings, data dir and plugin factories are passed in, so tests
+build a hub on a fake clock in a temp dir and the CLI builds the production one.
+Plugins (hub/plugins.py) are created here: each one's router is mounted behind the
+same auth as the core API, its collectors go on the hub's own CollectorRegistry
+(never the global one), and it is started and stopped (with a deadline) by the lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+
+from fleetobs import __version__
+from fleetobs.settings import FleetSettings
+from fleetobs.topology.model import Topology
+from hub.api import agents, discover, health, heartbeats
+from hub.api.auth import authorize
+from hub.api.middleware import BodyLimit, Timing
+from hub.clock import Clock
+from hub.plugins import HubPlugin, PluginFactory, plugin_factories
+from hub.service import Hub, HubConfig
+
+
+def create_app(topology: Topology, settings: FleetSettings, *, machine: str | None = None,
+               data_dir: Path | None = None, clock: Clock | None = None,
+               config: HubConfig | None = None,
+               factories: Sequence[PluginFactory] | None = None) -> FastAPI:
+    """The hub app for ``machine`` (default: ``settings.machine``)."""
+    hub = Hub(topology, machine or settings.machine, settings,
+              data_dir if data_dir is not None else settings.data_dir,
+              clock=clock, config=config)
+    plugins: list[HubPlugin] = []
+    for factory in (plugin_factories() if factories is None else factories):
+        plugin = factory(hub)
+        if plugin is not None:
+            plugins.append(plugin)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await hub.start(plugins)
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="fleetobs ObservabilityHub",
+        version=__version__,
+        description="Heartbeats, liveness, discovery and metrics for one machine's agents.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.plugins = plugins
+    guarded = [Depends(authorize)]
+    app.include_router(health.router)
+    app.include_router(heartbeats.router, dependencies=guarded)
+    app.include_router(agents.router, dependencies=guarded)
+    app.include_router(discover.router, dependencies=guarded)
+    for plugin in plugins:
+        router = plugin.router()
+        if router is not None:
+            app.include_router(router, dependencies=guarded)
+        for collector in plugin.collectors():
+            hub.metrics_registry.register(collector)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, counters=hub.counters)
+    app.add_middleware(Timing, counters=hub.counters)
+    return app
+
+
+def hub_of(app: FastAPI) -> Hub:
+    """The Hub behind an app built by :func:`create_app`."""
+    hub: Hub = app.state.hub
+    return hub
+
+
+__all__ = ["FleetSettings", "Hub", "HubConfig", "create_app", "hub_of"]

@@ -1,0 +1,225 @@
+"""The Hub: one machine's registry, liveness judge, store and plugins, wired together.
+
+It is the :class:`hub.plugins.HubContext` plugins receive. Background work (judge
+loop, write-behind flush, plugins) runs between :meth:`Hub.start` and :meth:`Hub.stop`;
+both run on the event loop, ``stop`` is idempotent and bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from prometheus_client.registry import CollectorRegistry
+
+from fleetobs.settings import FleetSettings
+from fleetobs.topology.model import Agent, Topology
+from hub.clock import Clock, SystemClock
+from hub.discovery import address_of
+from hub.liveness import LivenessPolicy, StallGuard
+from hub.metrics import HubCollector, HubCounters
+from hub.observation import Observation, Source
+from hub.plugins import HubPlugin
+from hub.registry import HUB_AGENT, Outcome, Record, Registry
+from hub.store import Store, StoreError, row_of
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Tunables (defaults are what production runs; tests shorten nothing but the clock)."""
+
+    policy: LivenessPolicy = field(default_factory=LivenessPolicy)
+    tick_seconds: float = 1.0
+    #: Judge-loop lateness beyond a tick that counts as a hub stall (pause guard).
+    stall_threshold_seconds: float = 2.0
+    #: Write-behind period: the bound on what a kill -9 can lose.
+    flush_seconds: float = 1.0
+    #: After start, unseen agents are ``missing`` but alerting may wait this long.
+    startup_grace_seconds: float = 30.0
+    max_unknown_agents: int = 10_000
+    max_batch: int = 10_000
+    max_details_bytes: int = 4096
+    stop_deadline_seconds: float = 5.0
+    #: Run the judge and flush loops (False: tests call tick()/flush() themselves).
+    background: bool = True
+
+
+class Hub:
+    """The hub core of one machine."""
+
+    def __init__(self, topology: Topology, machine: str, settings: FleetSettings,
+                 data_dir: Path, *, clock: Clock | None = None,
+                 config: HubConfig | None = None) -> None:
+        self._topology = topology
+        self._machine = machine
+        self._settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.config = config or HubConfig()
+        self.registry = Registry(topology, machine, self.config.policy,
+                                 max_unknown=self.config.max_unknown_agents)
+        self.store = Store(data_dir, machine)
+        self.guard = StallGuard(self.config.tick_seconds, self.config.stall_threshold_seconds)
+        self.counters = HubCounters()
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        self.start_mono = self.clock.monotonic()
+        self.start_wall = self.clock.wall()
+        self.metrics_registry.register(HubCollector(
+            machine, self.counters, self.guard,
+            unknown_agents=lambda: self.registry.unknown_count,
+            pending_writes=lambda: len(self.registry.dirty),
+            in_startup_grace=self.in_startup_grace, start_wall=self.start_wall))
+        self.plugins: list[HubPlugin] = []
+        #: Called with a record after every accepted observation and every state change
+        #: (on the event loop; keep them O(1): sync notes the name and returns).
+        self.listeners: list[Callable[[Record], None]] = []
+        #: Other machines' agents as ``GET /v1/agents`` rows (set by the sync plugin).
+        self.peer_agents: Callable[[], list[dict[str, Any]]] | None = None
+        self.ready = False
+        self._self_agent = topology.agent_by_key.get((machine, HUB_AGENT))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._stopped = False
+
+    # --- HubContext --------------------------------------------------------------------
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    @property
+    def machine(self) -> str:
+        return self._machine
+
+    @property
+    def settings(self) -> FleetSettings:
+        return self._settings
+
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    def record(self, obs: Observation) -> None:
+        self.observe(obs)
+
+    def address_of(self, agent: Agent) -> str:
+        return address_of(agent, self._topology, self._machine, self._settings.discovery_mode)
+
+    # --- core --------------------------------------------------------------------------
+    def observe(self, obs: Observation) -> tuple[Outcome, Record | None]:
+        """Record one observation; counts it as received or rejected (by reason)."""
+        return self.observe_many((obs,))[0]
+
+    def observe_many(self, batch: Sequence[Observation]) -> list[tuple[Outcome, Record | None]]:
+        """Record a batch at one instant (one clock read: batches are the fast path)."""
+        now, wall = self.clock.monotonic(), self.clock.wall()
+        record = self.registry.record
+        received, rejected = self.counters.received, self.counters.rejected
+        out: list[tuple[Outcome, Record | None]] = []
+        for obs in batch:
+            outcome, rec = record(obs, now, wall)
+            if outcome is Outcome.ACCEPTED:
+                received[obs.source] += 1
+                if self.listeners and rec is not None:
+                    self._notify(rec)
+            else:
+                rejected[outcome] += 1
+            out.append((outcome, rec))
+        return out
+
+    def _notify(self, rec: Record) -> None:
+        for listener in self.listeners:
+            try:
+                listener(rec)
+            except Exception:  # noqa: BLE001 - a plugin's bug must not fail a heartbeat
+                logger.exception("hub listener {!r} failed", listener)
+
+    def in_startup_grace(self) -> bool:
+        return self.clock.monotonic() - self.start_mono < self.config.startup_grace_seconds
+
+    def tick(self) -> list[tuple[Record, object]]:
+        """One judge pass: the hub reports itself alive, then every agent is judged."""
+        if self._self_agent is not None:
+            self.observe(Observation(agent=HUB_AGENT, machine=self._machine, source=Source.SELF,
+                                     interval_seconds=self._self_agent.heartbeat_interval_seconds))
+        changed = self.registry.tick(self.guard, self.clock.monotonic(), self.clock.wall())
+        for rec, before in changed:
+            logger.info("agent {} {} -> {}", rec.name, before, rec.state)
+            if self.listeners:
+                self._notify(rec)
+        return list(changed)
+
+    async def flush(self) -> int:
+        """Write changed records to SQLite in a worker thread; returns how many."""
+        if not self.registry.dirty:
+            return 0
+        names, self.registry.dirty = self.registry.dirty, set()
+        rows = [row_of(rec) for n in names if (rec := self.registry.get(n)) is not None]
+        try:
+            await asyncio.to_thread(self.store.write, rows)
+        except StoreError as exc:
+            # Keep serving; retry those rows next time (telemetry never crashes its host).
+            self.registry.dirty |= names
+            self.counters.flushes["error"] += 1
+            logger.warning("hub state not saved: {}", exc)
+            return 0
+        self.counters.flushes["ok"] += 1
+        return len(rows)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self, plugins: Sequence[HubPlugin] = ()) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.store.open()
+        rows = await asyncio.to_thread(self.store.load)
+        n = self.registry.restore_rows(rows, self.clock.monotonic(), self.clock.wall())
+        logger.info("hub {}: {} expected agents, {} records restored from {}",
+                    self._machine, len(self._topology.agents_on(self._machine)), n,
+                    self.store.path)
+        self.tick()
+        self.plugins = list(plugins)
+        for plugin in self.plugins:
+            await plugin.start()
+        if self.config.background:
+            self._tasks = [asyncio.create_task(self._judge_loop(), name="hub-judge"),
+                           asyncio.create_task(self._flush_loop(), name="hub-flush")]
+        self.ready = True
+
+    async def stop(self, deadline_seconds: float | None = None) -> None:
+        """Stop plugins and loops, flush, close the store; idempotent, bounded."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        self.ready = False
+        deadline = deadline_seconds if deadline_seconds is not None else self.config.stop_deadline_seconds
+        for plugin in reversed(self.plugins):
+            try:
+                await asyncio.wait_for(plugin.stop(deadline), timeout=deadline)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - a plugin must not block shutdown
+                logger.warning("plugin {} did not stop cleanly: {!r}", plugin.name, exc)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=deadline)
+        self._tasks = []
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout=deadline)
+        self.store.close()
+
+    async def _judge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_seconds)
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - one bad pass must not end judging
+                logger.exception("judge pass failed")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_seconds)
+            await self.flush()
