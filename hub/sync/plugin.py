@@ -1,0 +1,219 @@
+"""The sync plugin: versions this hub's agent records and syncs them with its peers.
+
+Peers come from ``--peer`` / FLEET_PEERS / the plan's endpoint variables
+(:meth:`fleetobs.settings.FleetSettings.peer_urls`). The plugin is always on: with
+no peers it still answers ``GET /v1/fleet`` (other machines' agents show as
+``unknown``) and accepts pushes from hubs that list this one.
+
+Local records reach the engine two ways: a full scan at start (restored state), then
+every change through the hub's change listeners (``Hub.listeners``, when the core
+offers them) or, failing that, a scan every ``scan_seconds``. A listener only notes
+the name (a set insert on the heartbeat hot path); a task hands the noted records to
+the engine within ``coalesce_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from prometheus_client.registry import Collector
+
+from hub.plugins import HubContext, HubPlugin
+from hub.registry import Record
+from hub.sync.api import sync_router
+from hub.sync.engine import UNKNOWN, SyncEngine
+from hub.sync.metrics import SyncCollector
+from hub.sync.peer import SyncConfig
+from hub.sync.protocol import MAX_BODY_BYTES
+from hub.sync.records import AgentFacts, next_epoch
+from hub.sync.transport import HttpxTransport, Transport
+
+
+def facts_of(rec: Record) -> AgentFacts:
+    t = rec.timing
+    return AgentFacts(
+        name=rec.name, machine=rec.machine, state=str(t.state),
+        status=str(t.status) if t.last_seen is not None else None,
+        reason=rec.reason, source=str(rec.source) if rec.source is not None else None,
+        group=rec.group, required=rec.required, kind=str(rec.kind), endpoint=rec.endpoint,
+        interval_seconds=t.interval)
+
+
+class SyncPlugin:
+    name = "sync"
+
+    def __init__(self, ctx: HubContext, engine: SyncEngine,
+                 records: Callable[[], Iterable[Record]], scan_seconds: float = 0.25,
+                 coalesce_seconds: float = 0.02, background: bool = True) -> None:
+        self.ctx = ctx
+        #: False (tests on a fake clock): no tasks; call hand_over()/scan() and step links.
+        self.background = background
+        self.engine = engine
+        self.records = records
+        self.scan_seconds = scan_seconds
+        self.coalesce_seconds = coalesce_seconds
+        self._dirty: dict[str, Record] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listening = False
+        self._started = False
+        self._stopped = False
+
+    # --- local records -------------------------------------------------------------------
+    def changed(self, rec: Record) -> None:
+        """A hub listener: one local record changed (called on the event loop; cheap)."""
+        self._dirty[rec.name] = rec
+        self._wake.set()
+
+    def hand_over(self) -> int:
+        """Give the engine every record noted since the last call; returns how many."""
+        dirty, self._dirty = self._dirty, {}
+        for rec in dirty.values():
+            self.engine.put(facts_of(rec), rec.timing.last_seen)
+        return len(dirty)
+
+    def scan(self) -> None:
+        for rec in list(self.records()):
+            self.engine.put(facts_of(rec), rec.timing.last_seen)
+
+    def peer_rows(self) -> list[dict[str, Any]]:
+        """Other machines' agents as ``GET /v1/agents`` rows (hub.api.models.AgentView).
+
+        ``source`` is ``peer`` (how this hub knows); how the owner observed the agent is
+        ``owner_source``. ``last_seen`` is this hub's wall clock minus the age.
+        """
+        clock: Any = getattr(self.ctx, "clock", None)
+        wall = clock.wall() if clock is not None else time.time()
+        by_key = self.ctx.topology.agent_by_key
+        rows: list[dict[str, Any]] = []
+        for p in self.engine.peer_agents():
+            f = p.facts
+            agent = by_key.get((f.machine, f.name))
+            elsewhere = None
+            if f.kind == "foreign":
+                elsewhere = next((a.machine for a in self.ctx.topology.agents if a.name == f.name), None)
+            age = None if p.age_seconds is None else round(p.age_seconds, 3)
+            rows.append({
+                "name": f.name, "machine": f.machine, "group": f.group, "kind": f.kind,
+                "expected_machine": elsewhere, "state": p.state, "status": f.status,
+                "reason": f.reason, "source": "peer", "required": f.required,
+                "probe": str(agent.probe) if agent is not None else None,
+                "interval_seconds": f.interval_seconds, "age_seconds": age,
+                "last_seen": None if age is None else round(wall - age, 3), "state_since": None,
+                "endpoint": f.endpoint, "version": None, "pid": None, "container": None,
+                "details": {}, "owner": p.owner, "last_state": p.last_state,
+                "owner_source": f.source,
+            })
+        # With peers configured, machines whose hub was never heard from show their
+        # topology agents, all unknown (without peers this hub lists only what it knows).
+        heard = set(self.engine.fleet.owners) | {self.ctx.machine}
+        for a in self.ctx.topology.agents if self.engine.links else ():
+            if a.machine not in heard:
+                rows.append({
+                    "name": a.name, "machine": a.machine, "group": a.group, "kind": "expected",
+                    "expected_machine": None, "state": UNKNOWN, "status": None, "reason": None,
+                    "source": None, "required": a.required, "probe": str(a.probe),
+                    "interval_seconds": a.heartbeat_interval_seconds, "age_seconds": None,
+                    "last_seen": None, "state_since": None, "endpoint": None, "version": None,
+                    "pid": None, "container": None, "details": {}, "owner": a.machine,
+                    "last_state": None, "owner_source": None,
+                })
+        return rows
+
+    def local_counts(self) -> Counter[str]:
+        return Counter(str(rec.timing.state) for rec in self.records())
+
+    def topology_counts(self) -> dict[str, int]:
+        topo = self.ctx.topology
+        return {m.name: len(topo.agents_on(m.name)) for m in topo.machines}
+
+    # --- HubPlugin -----------------------------------------------------------------------
+    def router(self) -> APIRouter | None:
+        return sync_router(self.engine, self.local_counts, self.topology_counts)
+
+    def collectors(self) -> Sequence[Collector]:
+        return [SyncCollector(self.engine)]
+
+    async def start(self) -> None:
+        if self._started or self._stopped:
+            return
+        self._started = True
+        if not self.engine.links:
+            # Nobody to push to: no versioning cost on the heartbeat path. Peers that
+            # push to this hub are still received, and /v1/fleet still answers.
+            return
+        self.scan()
+        listeners: list[Callable[[Record], None]] | None = getattr(self.ctx, "listeners", None)
+        if listeners is not None:
+            listeners.append(self.changed)
+            self._listening = True
+        if not self.background:
+            return
+        if self._listening:
+            self._task = asyncio.create_task(self._hand_over_loop(), name="sync-changes")
+        else:
+            self._task = asyncio.create_task(self._poll(), name="sync-scan")
+        await self.engine.start()
+
+    async def stop(self, deadline_seconds: float) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        listeners: list[Callable[[Record], None]] | None = getattr(self.ctx, "listeners", None)
+        if self._listening and listeners is not None:
+            with contextlib.suppress(ValueError):
+                listeners.remove(self.changed)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, timeout=deadline_seconds)
+        await self.engine.stop(deadline_seconds)
+
+    async def _hand_over_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.coalesce_seconds)  # a batch of heartbeats, one hand-over
+            self._wake.clear()
+            self.hand_over()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.scan_seconds)
+            self.scan()
+
+
+def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,
+                config: SyncConfig | None = None) -> HubPlugin | None:
+    """Factory (hub/plugins.py). ``transport``/``config``: for tests and benchmarks."""
+    registry: Any = getattr(ctx, "registry", None)
+    if registry is None:
+        return None  # not a full hub (a plugin test context): nothing to sync
+    settings = ctx.settings
+    store: Any = getattr(ctx, "store", None)
+    data_dir: Path = store.path.parent if store is not None else settings.data_dir
+    clock: Any = getattr(ctx, "clock", None)
+    wall = clock.wall() if clock is not None else 0.0
+    epoch = next_epoch(data_dir / f"sync-epoch-{ctx.machine}", wall)
+    # Our bodies fit a peer configured like us (a smaller peer limit halves them on 413).
+    limit = min(MAX_BODY_BYTES, settings.max_body_bytes)
+    cfg = config or SyncConfig(stale_after_seconds=settings.sync_stale_after_seconds,
+                               max_body_bytes=max(limit - 64 * 1024, 16 * 1024))
+    engine = SyncEngine(
+        ctx.machine, epoch, clock=ctx.now,
+        transport=transport or HttpxTransport(cfg.timeout_seconds),
+        peers=settings.peer_urls(), token=settings.token, config=cfg,
+        known_machines=[m.name for m in ctx.topology.machines])
+    engine.server.max_body_bytes = limit
+    hub_config: Any = getattr(ctx, "config", None)
+    plugin = SyncPlugin(ctx, engine, lambda: registry,
+                        background=bool(getattr(hub_config, "background", True)))
+    if hasattr(ctx, "peer_agents"):
+        setattr(ctx, "peer_agents", plugin.peer_rows)  # noqa: B010 - ctx is typed HubContext
+    return plugin
