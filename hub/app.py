@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from fleetobs import __version__
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Topology
+from fleetobs.tracing import Tracing
 from hub.api import agents, discover, health, heartbeats
 from hub.api.auth import authorize
 from hub.api.middleware import BodyLimit, Timing
@@ -29,11 +30,12 @@ from hub.service import Hub, HubConfig
 def create_app(topology: Topology, settings: FleetSettings, *, machine: str | None = None,
                data_dir: Path | None = None, clock: Clock | None = None,
                config: HubConfig | None = None,
-               factories: Sequence[PluginFactory] | None = None) -> FastAPI:
+               factories: Sequence[PluginFactory] | None = None,
+               tracing: Tracing | None = None) -> FastAPI:
     """The hub app for ``machine`` (default: ``settings.machine``)."""
     hub = Hub(topology, machine or settings.machine, settings,
               data_dir if data_dir is not None else settings.data_dir,
-              clock=clock, config=config)
+              clock=clock, config=config, tracing=tracing)
     plugins: list[HubPlugin] = []
     for factory in (plugin_factories() if factories is None else factories):
         plugin = factory(hub)

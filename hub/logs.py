@@ -282,10 +282,8 @@ def logs_plugin(ctx: HubContext) -> HubPlugin | None:
     config = ShipperConfig.from_settings(settings, spool_name=f"hub-{ctx.machine}")
     if config is None:
         return DisabledLogsPlugin()
-    # A hub that owns a Tracing (fleetobs.tracing) offers it as ``ctx.tracing``.
-    tracing = getattr(ctx, "tracing", None)
     from loguru import logger
 
-    return LogsPlugin(ctx, LogShipper(config, tracer=getattr(tracing, "tracer_or_none", None),
+    return LogsPlugin(ctx, LogShipper(config, tracer=ctx.tracing.tracer_or_none,
                                       notice=lambda text: logger.bind(**{SKIP: True}).warning(text)),
                       logger=logger)

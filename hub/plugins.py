@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Agent, Topology
+from fleetobs.tracing import Tracing
 from hub.observation import Observation
 
 
@@ -44,6 +45,10 @@ class HubContext(Protocol):
 
     def address_of(self, agent: Agent) -> str:
         """Host to reach ``agent`` at, per SERVICE_DISCOVERY_MODE (no port, no scheme)."""
+
+    @property
+    def tracing(self) -> Tracing:
+        """Spans for background work (probe cycles, sync rounds, log pushes); no-op when off."""
 
 
 class HubPlugin(Protocol):

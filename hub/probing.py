@@ -87,7 +87,9 @@ class ProbingPlugin:
     # --- probing -----------------------------------------------------------------------
     async def probe_once(self) -> int:
         """One cycle over every target; returns how many answered."""
-        report = await self.prober.run_cycle(self.targets, self._on_result)
+        with self._ctx.tracing.probe_cycle(self._ctx.machine, len(self.targets)) as span:
+            report = await self.prober.run_cycle(self.targets, self._on_result)
+            span.set_attribute("fleet.probe.answered", report.answered)
         return report.answered
 
     def _on_result(self, target: ProbeTarget, result: ProbeResult) -> None:

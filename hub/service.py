@@ -19,6 +19,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Agent, Topology
+from fleetobs.tracing import DISABLED as TRACING_DISABLED
+from fleetobs.tracing import Tracing
 from hub.clock import Clock, SystemClock
 from hub.discovery import address_of
 from hub.liveness import LivenessPolicy, StallGuard
@@ -54,11 +56,12 @@ class Hub:
 
     def __init__(self, topology: Topology, machine: str, settings: FleetSettings,
                  data_dir: Path, *, clock: Clock | None = None,
-                 config: HubConfig | None = None) -> None:
+                 config: HubConfig | None = None, tracing: Tracing | None = None) -> None:
         self._topology = topology
         self._machine = machine
         self._settings = settings
         self.clock: Clock = clock or SystemClock()
+        self._tracing = tracing or TRACING_DISABLED
         self.config = config or HubConfig()
         self.registry = Registry(topology, machine, self.config.policy,
                                  max_unknown=self.config.max_unknown_agents)
@@ -79,6 +82,10 @@ class Hub:
         self.listeners: list[Callable[[Record], None]] = []
         #: Other machines' agents as ``GET /v1/agents`` rows (set by the sync plugin).
         self.peer_agents: Callable[[], list[dict[str, Any]]] | None = None
+        #: This machine's GPU summary for peers (set by the GPU plugin; sync sends it).
+        self.gpu_summary: Callable[[], dict[str, Any] | None] | None = None
+        #: Other machines' GPU summaries as sync holds them (set by the sync plugin).
+        self.peer_gpus: Callable[[], list[dict[str, Any]]] | None = None
         self.ready = False
         self._self_agent = topology.agent_by_key.get((machine, HUB_AGENT))
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,6 +104,10 @@ class Hub:
     @property
     def settings(self) -> FleetSettings:
         return self._settings
+
+    @property
+    def tracing(self) -> Tracing:
+        return self._tracing
 
     def now(self) -> float:
         return self.clock.monotonic()
@@ -210,6 +221,8 @@ class Hub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), timeout=deadline)
         self.store.close()
+        # Last: plugins' final spans (a log drain, a last sync round) go out with it.
+        await asyncio.to_thread(self._tracing.shutdown, deadline)
 
     async def _judge_loop(self) -> None:
         while True:

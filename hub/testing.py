@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fleetobs.settings import FleetSettings, load_settings
 from fleetobs.topology.load import load_topology
 from fleetobs.topology.model import Topology
+from fleetobs.tracing import Tracing
 from hub.app import create_app, hub_of
 from hub.plugins import PluginFactory
 from hub.service import Hub, HubConfig
@@ -72,11 +73,13 @@ class HubHarness:
                     settings: FleetSettings | None = None, clock: FakeClock | None = None,
                     config: HubConfig | None = None,
                     factories: Sequence[PluginFactory] = (),
-                    headers: dict[str, str] | None = None) -> AsyncIterator[HubHarness]:
+                    headers: dict[str, str] | None = None, machine: str | None = None,
+                    tracing: Tracing | None = None) -> AsyncIterator[HubHarness]:
         clock = clock or FakeClock()
         app = create_app(topology or load_topology(None), settings or load_settings({}),
-                         data_dir=data_dir, clock=clock,
-                         config=config or HubConfig(background=False), factories=factories)
+                         machine=machine, data_dir=data_dir, clock=clock,
+                         config=config or HubConfig(background=False), factories=factories,
+                         tracing=tracing)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://hub.test",

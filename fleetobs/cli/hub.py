@@ -61,6 +61,7 @@ def hub(
 
     from fleetobs.settings import load_settings
     from fleetobs.topology.load import load_topology
+    from fleetobs.tracing import TracingConfigError, setup_tracing
     from hub.app import create_app
     from hub.clock import SkewedClock
     from hub.store import Store, StoreError
@@ -84,6 +85,9 @@ def hub(
     logger.remove()
     logger.add(sys.stderr, level=level,
                format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level} {name}: {message}")
+    from fleetobs.logs.intercept import intercept_stdlib_logging
+
+    intercept_stdlib_logging()  # uvicorn's own lines go through loguru too
 
     probe = Store(settings.data_dir, settings.machine)
     try:
@@ -100,9 +104,14 @@ def hub(
              f"{exc.strerror or exc}")
     bound = sock.getsockname()[1]
     skew = settings.test_clock_skew_seconds
-    app = create_app(topo, settings, clock=SkewedClock(skew) if skew else None)
+    try:
+        # OTEL_EXPORTER_OTLP_ENDPOINT & co.; unset: a no-op tracer, no SDK loaded.
+        tracing = setup_tracing(os.environ, resource_attributes={"fleet.machine": settings.machine})
+    except TracingConfigError as exc:
+        fail(str(exc))
+    app = create_app(topo, settings, clock=SkewedClock(skew) if skew else None, tracing=tracing)
     config = uvicorn.Config(app, log_level="info" if level in ("SUCCESS", "TRACE") else level.lower(),
-                            access_log=False,
+                            access_log=False, log_config=None,
                             lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     # One parseable line, so scripts and tests can use --port 0.

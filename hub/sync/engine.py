@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
+from pydantic import ValidationError
 
+from fleetobs.tracing import DISABLED as TRACING_DISABLED
+from fleetobs.tracing import Tracing
+from hub.sync.gpus import GpuViews
 from hub.sync.merge import FleetView
 from hub.sync.peer import PeerLink, SyncConfig
-from hub.sync.protocol import HubIdentity
+from hub.sync.protocol import GpuSummary, HubIdentity
 from hub.sync.records import AgentFacts, OwnedRecords
 from hub.sync.server import SyncServer
 from hub.sync.transport import Transport
@@ -45,11 +49,23 @@ class PeerAgent:
     fresh: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PeerGpus:
+    """Another machine's GPU summary as this hub holds it now."""
+
+    summary: GpuSummary
+    #: The owner's hub was heard within ``stale_after`` (else the summary is last known).
+    fresh: bool
+    #: Seconds since the owner read its exporter (None: it had no reading).
+    age_seconds: float | None
+
+
 class SyncEngine:
     def __init__(self, machine: str, epoch: int, *, clock: Callable[[], float],
                  transport: Transport, peers: Sequence[str] = (), token: str | None = None,
                  config: SyncConfig | None = None,
-                 known_machines: Iterable[str] | None = None) -> None:
+                 known_machines: Iterable[str] | None = None,
+                 tracing: Tracing = TRACING_DISABLED) -> None:
         self.machine = machine
         self.epoch = epoch
         self.clock = clock
@@ -57,9 +73,14 @@ class SyncEngine:
         self.transport = transport
         self.owned = OwnedRecords(machine, epoch)
         self.fleet = FleetView(machine, self.config.stale_after_seconds, known_machines)
+        self.gpus = GpuViews(machine)
+        #: This machine's GPU summary as plain data (the GPU plugin's, through the hub).
+        self.local_gpus: Callable[[], dict[str, Any] | None] = lambda: None
+        self._gpus_invalid: str | None = None
         self.server = SyncServer(self.fleet, self.identity, clock, token,
-                                 on_restart=self._peer_restarted)
-        self.links = [PeerLink(url, self.owned, self.identity, transport, clock, self.config, token)
+                                 on_restart=self._peer_restarted, gpus=self.gpus)
+        self.links = [PeerLink(url, self.owned, self.identity, transport, clock, self.config, token,
+                               tracing=tracing, gpus=self.gpu_summary)
                       for url in dict.fromkeys(peers)]
         self._wake = [asyncio.Event() for _ in self.links]
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,6 +95,18 @@ class SyncEngine:
         if self.owned.put(facts, observed_at):
             for ev in self._wake:
                 ev.set()
+
+    def gpu_summary(self) -> GpuSummary | None:
+        """This machine's GPU summary as sent to peers (None: none, or it is invalid)."""
+        try:
+            data = self.local_gpus()
+            return None if data is None else GpuSummary.model_validate(data)
+        except (ValidationError, ValueError, TypeError) as exc:
+            # Never send what a peer would refuse (a 422 stops our records too).
+            if str(exc) != self._gpus_invalid:
+                logger.warning("GPU summary not sent: {}", str(exc).splitlines()[0][:200])
+                self._gpus_invalid = str(exc)
+            return None
 
     def _peer_restarted(self, machine: str) -> None:
         """A peer restarted and lost what we sent: refill it now, not at the next push."""
@@ -102,6 +135,12 @@ class SyncEngine:
                     last_state=f.state, fresh=fresh,
                     age_seconds=None if held.seen_at is None else max(now - held.seen_at, 0.0)))
         return out
+
+    def peer_gpus(self) -> list[PeerGpus]:
+        now = self.clock()
+        return [PeerGpus(held.summary, self.fleet.fresh(machine, now),
+                         None if held.seen_at is None else max(now - held.seen_at, 0.0))
+                for machine, held in sorted(self.gpus.held.items())]
 
     def summary(self, local_counts: Counter[str], topology_counts: dict[str, int]) -> dict[str, Any]:
         """The global view per machine (``GET /v1/fleet``).

@@ -13,6 +13,10 @@ What :meth:`PeerLink.step` does, in order of priority:
 4. push refreshes (ages) and keep the peer informed we are alive every
    ``refresh_seconds``, even with nothing to say.
 
+This machine's GPU summary rides along: in every reconciliation, and in a push when
+the peer has not acknowledged its current ``seq`` yet. A peer that refuses the field
+(an older hub: 422 on ``gpus``) gets none until it restarts.
+
 A push is acknowledged by a 200 reply; until then its records stay pending (they are
 everything after ``cursor``), so a lost request or a lost reply only means a resend,
 which the receiver ignores as stale. The link never judges anything: whether a
@@ -32,7 +36,10 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from fleetobs import catalog
+from fleetobs.tracing import DISABLED as TRACING_DISABLED
+from fleetobs.tracing import Tracing
 from hub.sync.protocol import (
+    GpuSummary,
     HubIdentity,
     PushReply,
     PushRequest,
@@ -99,7 +106,8 @@ class _FailedError(Exception):
 class PeerLink:
     def __init__(self, url: str, owned: OwnedRecords, identity: Callable[[], HubIdentity],
                  transport: Transport, clock: Callable[[], float], config: SyncConfig,
-                 token: str | None = None) -> None:
+                 token: str | None = None, tracing: Tracing = TRACING_DISABLED,
+                 gpus: Callable[[], GpuSummary | None] | None = None) -> None:
         self.url = url
         self.netloc = urlsplit(url).netloc or url
         self.owned = owned
@@ -107,6 +115,13 @@ class PeerLink:
         self.transport = transport
         self.clock = clock
         self.config = config
+        self.tracing = tracing
+        #: This machine's GPU summary now (None: nothing to send).
+        self.gpus = gpus or (lambda: None)
+        #: False once the peer refused the field (an older hub); True again when it restarts.
+        self.send_gpus = True
+        #: The GPU summary ``seq`` the peer acknowledged (reset when the peer changes).
+        self.gpus_acked: int | None = None
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
         #: The peer as it answered last (machine, epoch); None before first contact.
         self.peer: HubIdentity | None = None
@@ -158,14 +173,17 @@ class PeerLink:
             kind = "push"
         else:
             return None
-        try:
-            if kind == "reconcile":
-                await self._reconcile()
-            else:
-                await self._push()
-        except _FailedError as exc:
-            self._failed(exc.reason)
-            return None
+        with self.tracing.sync_round(self.label) as span:
+            span.set_attribute("fleet.sync.kind", kind)
+            try:
+                if kind == "reconcile":
+                    await self._reconcile()
+                else:
+                    await self._push()
+            except _FailedError as exc:
+                span.set_attribute("fleet.sync.failure", exc.reason)
+                self._failed(exc.reason)
+                return None
         self.stats.exchanges[kind] += 1
         self.stats.observe(kind, self.clock() - now)
         self.ok = True
@@ -187,7 +205,7 @@ class PeerLink:
 
     # --- exchanges ---------------------------------------------------------------------
     async def _post(self, path: str, body: BaseModel | bytes, reply_model: type[M]) -> M:
-        data = body if isinstance(body, bytes) else body.model_dump_json().encode()
+        data = body if isinstance(body, bytes) else body.model_dump_json(exclude_none=True).encode()
         self.stats.bytes_sent += len(data)
         self.stats.requests += 1
         try:
@@ -206,6 +224,8 @@ class PeerLink:
                 except ValidationError:
                     reason = "http_4xx"
                 reason = reason if reason in ("stale_epoch", "self_owner", "unknown_machine") else "http_4xx"
+            if reply.status == 422:
+                self._refused_field(reply.body)
             raise _FailedError(reason)
         try:
             parsed = reply_model.model_validate_json(reply.body)
@@ -222,15 +242,38 @@ class PeerLink:
         if changed:
             logger.info("peer {} is now {} epoch {}", self.url, receiver.machine, receiver.epoch)
             self.needs_full = True
+            self.send_gpus, self.gpus_acked = True, None
         self.peer = receiver
         return changed
 
+    def _refused_field(self, body: bytes) -> None:
+        try:
+            detail = SyncError.model_validate_json(body).detail
+        except ValidationError:
+            return
+        if detail.startswith("gpus") and self.send_gpus:
+            logger.warning("sync to {}: peer refuses GPU summaries ({}); not sending them",
+                           self.url, detail)
+            self.send_gpus = False
+
+    def _gpus_now(self, *, unless_acked: bool) -> GpuSummary | None:
+        """The GPU summary to send, or None (none, refused, or already acknowledged)."""
+        if not self.send_gpus:
+            return None
+        summary = self.gpus()
+        if summary is None or (unless_acked and summary.seq == self.gpus_acked):
+            return None
+        return summary
+
     def _body(self, records: list[bytes], *, buckets: int = 0, replace: Sequence[int] = (),
-              complete: bool = False) -> bytes:
+              complete: bool = False, gpus: GpuSummary | None = None) -> bytes:
         """A PushRequest body from records already encoded (each encoded once)."""
+        # "records" is the first list in the JSON and strings escape quotes: the
+        # partition below cannot match inside the GPU summary.
         head = PushRequest.model_construct(
             sender=self.identity(), as_of=self.owned.seq, records=[], buckets=buckets,
-            replace_buckets=list(replace), complete=complete).model_dump_json().encode()
+            replace_buckets=list(replace), complete=complete,
+            gpus=gpus).model_dump_json(exclude_none=True).encode()
         before, _, after = head.partition(b'"records":[]')
         return before + b'"records":[' + b",".join(records) + b"]" + after
 
@@ -240,8 +283,9 @@ class PeerLink:
     async def _push(self) -> None:
         self.last_push = self.clock()
         records = self.owned.since(self.cursor, self.clock())
+        gpus = self._gpus_now(unless_acked=True)
         head: list[bytes] = []
-        size = 0
+        size = 0 if gpus is None else len(gpus.model_dump_json(exclude_none=True))
         for rec in records:
             data = _encode(rec)
             if head and not self._fits(len(head) + 1, size + len(data) + 1):
@@ -250,8 +294,10 @@ class PeerLink:
             size += len(data) + 1
         more = len(head) < len(records)
         top = records[len(head) - 1].version.seq if more else self.owned.seq
-        reply = await self._post(PUSH_PATH, self._body(head), PushReply)
+        reply = await self._post(PUSH_PATH, self._body(head, gpus=gpus), PushReply)
         self._met(reply.receiver)
+        if gpus is not None:  # whoever answered applied this body
+            self.gpus_acked = gpus.seq
         self.cursor = max(self.cursor, top)
         if reply.need_full:
             self.needs_full = True
@@ -261,11 +307,14 @@ class PeerLink:
         self.last_push = self.last_full = now
         buckets = self.config.buckets
         as_of = self.owned.seq
+        gpus = self._gpus_now(unless_acked=False)
         req = ReconcileRequest.model_construct(
             sender=self.identity(), as_of=as_of, count=len(self.owned),
-            digests=self.owned.digests(buckets))
+            digests=self.owned.digests(buckets), gpus=gpus)
         reply = await self._post(RECONCILE_PATH, req, ReconcileReply)
         self._met(reply.receiver)
+        if gpus is not None:
+            self.gpus_acked = gpus.seq
         restarted = False
         differing = sorted({b for b in reply.differing if 0 <= b < buckets})
         if differing:

@@ -10,6 +10,9 @@ every change through the hub's change listeners (``Hub.listeners``, when the cor
 offers them) or, failing that, a scan every ``scan_seconds``. A listener only notes
 the name (a set insert on the heartbeat hot path); a task hands the noted records to
 the engine within ``coalesce_seconds``.
+
+GPU summaries: the engine sends this machine's (``Hub.gpu_summary``, set by the GPU
+plugin, read at send time) and the plugin offers the peers' as ``Hub.peer_gpus``.
 """
 
 from __future__ import annotations
@@ -127,6 +130,25 @@ class SyncPlugin:
                 })
         return rows
 
+    def peer_gpu_rows(self) -> list[dict[str, Any]]:
+        """Other machines' GPU summaries for ``GET /v1/gpus`` (hub.gpu builds the rows).
+
+        ``summary`` is None for a GPU machine of the topology whose hub sent none (listed
+        only with peers configured, as in :meth:`peer_rows`); ``fresh``: its hub is heard.
+        """
+        rows: list[dict[str, Any]] = [
+            {"machine": p.summary.machine, "fresh": p.fresh,
+             "age_seconds": None if p.age_seconds is None else round(p.age_seconds, 3),
+             "summary": p.summary.model_dump()}
+            for p in self.engine.peer_gpus()]
+        heard = {r["machine"] for r in rows} | {self.ctx.machine}
+        now = self.engine.clock()
+        for m in self.ctx.topology.machines if self.engine.links else ():
+            if m.name not in heard and m.gpu_memory_bytes > 0:
+                rows.append({"machine": m.name, "fresh": self.engine.fleet.fresh(m.name, now),
+                             "age_seconds": None, "summary": None})
+        return rows
+
     def local_counts(self) -> Counter[str]:
         return Counter(str(rec.timing.state) for rec in self.records())
 
@@ -209,11 +231,20 @@ def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,
         ctx.machine, epoch, clock=ctx.now,
         transport=transport or HttpxTransport(cfg.timeout_seconds),
         peers=settings.peer_urls(), token=settings.token, config=cfg,
-        known_machines=[m.name for m in ctx.topology.machines])
+        known_machines=[m.name for m in ctx.topology.machines], tracing=ctx.tracing)
     engine.server.max_body_bytes = limit
     hub_config: Any = getattr(ctx, "config", None)
     plugin = SyncPlugin(ctx, engine, lambda: registry,
                         background=bool(getattr(hub_config, "background", True)))
     if hasattr(ctx, "peer_agents"):
         setattr(ctx, "peer_agents", plugin.peer_rows)  # noqa: B010 - ctx is typed HubContext
+    if hasattr(ctx, "peer_gpus"):
+        setattr(ctx, "peer_gpus", plugin.peer_gpu_rows)  # noqa: B010 - ctx is typed HubContext
+
+    def local_gpus() -> dict[str, Any] | None:
+        # Read at send time: the GPU plugin may be created after this one, or not at all.
+        summary: Callable[[], dict[str, Any] | None] | None = getattr(ctx, "gpu_summary", None)
+        return summary() if summary is not None else None
+
+    engine.local_gpus = local_gpus
     return plugin

@@ -7,6 +7,8 @@ Two requests, both sent by a record's owner to a peer:
 * ``POST /v1/sync/reconcile`` (:class:`ReconcileRequest`): one digest per bucket of
   the owner's records; the peer answers which buckets differ, and only those are sent.
 
+Either may carry the sender's :class:`GpuSummary` (its machine's GPUs and groups).
+
 Every body names its sender (:class:`HubIdentity`: machine and boot epoch), so a
 receiver sees a peer restart as a new epoch. Bodies are JSON; a hub also bounds the
 body size before parsing (:data:`MAX_BODY_BYTES`).
@@ -31,6 +33,9 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_COUNTER = 2**63 - 1
 #: No age beyond ten years (junk, not an agent).
 MAX_AGE_SECONDS = 10 * 365 * 86_400.0
+#: Most GPUs and container groups one machine's GPU summary may list.
+MAX_GPUS = 16
+MAX_GPU_GROUPS = 256
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Counter64 = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
@@ -84,6 +89,38 @@ class WireRecord(_Wire):
         return AgentRecord(self.owner, Version(self.epoch, self.seq), facts, self.age_seconds)
 
 
+class WireGpu(_Wire):
+    index: int = Field(ge=0, le=1024)
+    uuid: str = Field(max_length=96)
+    name: str = Field(max_length=96)
+    memory_total_bytes: Counter64 | None = None
+    memory_used_bytes: Counter64 | None = None
+    memory_reserved_bytes: Counter64 | None = None
+    memory_free_bytes: Counter64 | None = None
+    utilization_ratio: float | None = Field(None, ge=0, le=1)
+
+
+class WireGpuGroup(_Wire):
+    group: Name
+    service: Name | None = None
+    used_bytes: Counter64 | None = Field(None, description="None: unknown (NVML down, no data)")
+    budget_bytes: Counter64 = 0
+
+
+class GpuSummary(_Wire):
+    """The sender machine's GPUs and groups, as its hub last read its GPU exporter."""
+
+    machine: Name = Field(description="owner: must be the sender's machine")
+    seq: Counter64 = Field(description="grows with every new reading by the owner (per epoch)")
+    age_seconds: float | None = Field(None, ge=0, le=MAX_AGE_SECONDS,
+                                      description="age of the reading at send time (None: none yet)")
+    error: str | None = Field(None, max_length=256, description="why the owner has no fresh reading")
+    nvml_up: bool | None = None
+    nvml_reason: str | None = Field(None, max_length=128)
+    gpus: list[WireGpu] = Field(default_factory=list, max_length=MAX_GPUS)
+    groups: list[WireGpuGroup] = Field(default_factory=list, max_length=MAX_GPU_GROUPS)
+
+
 class PushRequest(_Wire):
     sender: HubIdentity
     as_of: Counter64 = Field(description="the sender's seq when it built this body")
@@ -94,6 +131,8 @@ class PushRequest(_Wire):
         default_factory=list, max_length=MAX_BUCKETS,
         description="buckets whose complete contents this body carries (reconciliation)")
     complete: bool = Field(False, description="the last body of a reconciliation")
+    gpus: GpuSummary | None = Field(
+        None, description="the sender's GPU summary when new to this peer (omitted otherwise)")
 
     @field_validator("replace_buckets")
     @classmethod
@@ -117,6 +156,7 @@ class ReconcileRequest(_Wire):
     count: int = Field(ge=0, le=10_000_000, description="records the sender owns")
     digests: list[Annotated[str, Field(max_length=32, pattern=r"^[0-9a-f]*$")]] = Field(
         min_length=1, max_length=MAX_BUCKETS)
+    gpus: GpuSummary | None = Field(None, description="the sender's GPU summary (optional)")
 
 
 class ReconcileReply(_Wire):

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from hub.sync.gpus import GpuViews
 from hub.sync.merge import FleetView, MergeResult
 from hub.sync.protocol import (
     MAX_BODY_BYTES,
+    GpuSummary,
     HubIdentity,
     PushReply,
     PushRequest,
@@ -51,8 +53,11 @@ class SyncServer:
     def __init__(self, fleet: FleetView, identity: Callable[[], HubIdentity],
                  clock: Callable[[], float], token: str | None,
                  max_body_bytes: int = MAX_BODY_BYTES,
-                 on_restart: Callable[[str], None] | None = None) -> None:
+                 on_restart: Callable[[str], None] | None = None,
+                 gpus: GpuViews | None = None) -> None:
         self.fleet = fleet
+        #: Peers' GPU summaries (taken only from bodies the fleet view admitted).
+        self.gpus = gpus or GpuViews(fleet.machine)
         self.identity = identity
         self.clock = clock
         self.token = token
@@ -86,6 +91,16 @@ class SyncServer:
         reason = next(iter(result.rejected), "refused")
         return self._error(409, str(reason), f"body refused: {reason}")
 
+    def _take_gpus(self, sender: str, epoch: int, summary: GpuSummary | None) -> int:
+        """Hold a GPU summary from an admitted body; 1 when it was rejected."""
+        if summary is None:
+            return 0
+        outcome = self.gpus.apply(sender, epoch, summary, self.clock())
+        if outcome in ("accepted", "stale"):
+            return 0
+        self.stats.rejected[str(outcome)] += 1
+        return 1
+
     def _restarted(self, machine: str, result: MergeResult) -> None:
         if result.restarted and self.on_restart is not None:
             self.on_restart(machine)
@@ -103,12 +118,14 @@ class SyncServer:
         if result.refused:
             return self._refused(result)
         self._restarted(sender, result)
+        gpus_rejected = self._take_gpus(sender, req.sender.epoch, req.gpus)
         self.stats.bytes_received[sender] += size
         self.stats.records[(sender, "accepted")] += result.accepted
         self.stats.records[(sender, "stale")] += result.stale
         self.stats.records[(sender, "rejected")] += result.rejected_count
         reply = PushReply(receiver=self.identity(), accepted=result.accepted, stale=result.stale,
-                          rejected=result.rejected_count, need_full=result.need_full)
+                          rejected=result.rejected_count + gpus_rejected,
+                          need_full=result.need_full)
         return 200, reply.model_dump_json().encode()
 
     def _reconcile(self, req: ReconcileRequest, size: int) -> tuple[int, bytes]:
@@ -117,6 +134,7 @@ class SyncServer:
         if result.refused:
             return self._refused(result)
         self._restarted(req.sender.machine, result)
+        self._take_gpus(req.sender.machine, req.sender.epoch, req.gpus)
         self.stats.bytes_received[req.sender.machine] += size
         reply = ReconcileReply(receiver=self.identity(), differing=diff)
         return 200, reply.model_dump_json().encode()

@@ -22,6 +22,7 @@ from exporters.testing.fake_proc import FakeProc, container_id, host_v2
 from fleetobs.settings import FleetSettings, load_settings
 from fleetobs.topology.load import load_topology
 from fleetobs.topology.model import GIB, Agent, Topology
+from fleetobs.tracing import DISABLED as TRACING_DISABLED
 from hub.gpu import GpuPlugin, gpu_plugin
 from hub.observation import Observation
 from hub.plugins import plugin_factories
@@ -48,6 +49,8 @@ class Context:
 
     def address_of(self, agent: Agent) -> str:
         return "127.0.0.1"
+
+    tracing = TRACING_DISABLED
 
 
 @pytest.fixture

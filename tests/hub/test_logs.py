@@ -21,6 +21,7 @@ from fleetobs.settings import FleetSettings, load_settings
 from fleetobs.testing.loki import LokiStandIn
 from fleetobs.topology.load import load_topology
 from fleetobs.topology.model import Agent, Topology
+from fleetobs.tracing import DISABLED as TRACING_DISABLED
 from hub.logs import DisabledLogsPlugin, LogsPlugin, logs_plugin
 from hub.observation import Observation
 
@@ -46,6 +47,8 @@ class FakeHub:
 
     def address_of(self, agent: Agent) -> str:
         return "127.0.0.1"
+
+    tracing = TRACING_DISABLED
 
 
 @dataclass
