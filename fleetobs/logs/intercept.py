@@ -29,3 +29,8 @@ class InterceptHandler(logging.Handler):
 def intercept_stdlib_logging(level: int = logging.INFO) -> None:
     """Replace the root logger's handlers with one that forwards to loguru (idempotent)."""
     logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
+    # uvicorn's own dictConfig (if one ran in this process) stops its loggers at "uvicorn".
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
