@@ -47,10 +47,18 @@ def resolve_agent(name: str, topology: Path | None, protocol: Protocol | None) -
         if matches:
             fail(f"{name}: on machines {', '.join(matches)}; set MACHINE_TYPE to choose")
         fail(f"{name}: no such agent in the topology (and not HOST:PORT)")
+    host = address_of(agent, topo, settings.machine, settings.discovery_mode)
+    if agent.probe is ProbeKind.PUSH and protocol is None:
+        # Push agents have no health socket. The one push agent that serves HTTP is the
+        # fleetobs hub itself (the real ObservabilityHub's name and port): ask its /health.
+        if agent.port == topo.machine(agent.machine).hub_port:
+            return host, agent.port, Protocol.HTTP
+        fail(f"{name}: watched by heartbeats (probe: push), it has no health socket; "
+             f"ask its hub: GET /v1/agents/{name}")
     if protocol is None:
         protocol = Protocol.HTTP if agent.probe is ProbeKind.HTTP else Protocol.ZMQ
     port = agent.http_port if protocol is Protocol.HTTP else agent.health_check_port
-    return address_of(agent, topo, settings.machine, settings.discovery_mode), port, protocol
+    return host, port, protocol
 
 
 async def run_probe(host: str, port: int, protocol: Protocol, timeout: float) -> ProbeResult:

@@ -93,3 +93,29 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str,
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.asyncio
+async def test_the_hub_agent_is_probed_over_its_http_health(tmp_path: Path) -> None:
+    # ObservabilityHub (probe: push) is the fleetobs hub: `probe` asks the hub's /health.
+    from fleetobs.settings import load_settings
+    from fleetobs.testing.live_hub import serve_app
+    from fleetobs.topology.load import load_topology
+    from hub.app import create_app
+
+    app = create_app(load_topology(None), load_settings({"FLEET_PROBE_ENABLED": "false"}), data_dir=tmp_path)
+    async with serve_app(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        topo = tmp_path / "t.yaml"
+        topo.write_text(yaml.safe_dump({
+            "machines": [{"name": "m1", "hub_port": port, "address": "m1"}],
+            "agents": [{"name": "ObservabilityHub", "machine": "m1", "port": port, "health_check_port": 1,
+                        "probe": "push"},
+                       {"name": "Pusher", "machine": "m1", "port": 2, "health_check_port": 3, "probe": "push"}]}))
+        env = {"FLEET_TOPOLOGY": str(topo), "MACHINE_TYPE": "m1", "SERVICE_DISCOVERY_MODE": "host"}
+        code, out, _ = await run_cli("probe", "ObservabilityHub", env=env)
+        other_code, _, other_err = await run_cli("probe", "Pusher", env=env)
+    assert code == 0, out
+    assert out.startswith(f"ObservabilityHub: ok http://127.0.0.1:{port}/health")
+    assert other_code == 2
+    assert "Pusher: watched by heartbeats (probe: push), it has no health socket" in other_err
