@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetobs.errors import InputError
+
 
 class DiscoveryMode(StrEnum):
     CONTAINER_DNS = "container_dns"  # compose service name of the agent's group
@@ -170,7 +172,7 @@ ENV_VARS: dict[str, str] = {
 }
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     pass
 
 

@@ -16,8 +16,7 @@ from fleetobs.cli import sidecar as sidecar_cmd
 from fleetobs.cli import simulate as simulate_cmd
 from fleetobs.cli import topology as topology_cmd
 from fleetobs.cli.errors import EXIT_USAGE, CLIError, print_error
-from fleetobs.settings import SettingsError
-from fleetobs.topology.load import TopologyError
+from fleetobs.errors import InputError
 
 # typer >= 0.29 vendors click; take its exception classes from typer itself so both
 # layouts work.
@@ -68,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print_error(str(exc))
         return exc.code
-    except (TopologyError, SettingsError) as exc:
+    except InputError as exc:  # TopologyError, SettingsError, ...
         print_error(str(exc))
         return EXIT_USAGE
     except typer.Abort:

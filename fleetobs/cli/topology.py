@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, exit_with, fail
-from fleetobs.topology.checks import check_topology
-from fleetobs.topology.load import TopologyError, load_topology
-from fleetobs.topology.model import Topology
+
+if TYPE_CHECKING:  # the models load pydantic: only commands that need them import them
+    from fleetobs.topology.model import Topology
 
 app = typer.Typer(help="Import, show and check the fleet topology.", no_args_is_help=True)
 
@@ -22,6 +23,8 @@ TOPOLOGY_OPTION = typer.Option(
 
 
 def _load(path: Path | None) -> Topology:
+    from fleetobs.topology.load import load_topology
+
     return load_topology(path)
 
 
@@ -107,6 +110,9 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print {errors, warnings} as JSON."),
 ) -> None:
     """Check a topology: exit 0 with no errors (warnings allowed), 1 with errors."""
+    from fleetobs.topology.checks import check_topology
+    from fleetobs.topology.load import TopologyError
+
     if topology is not None and not topology.is_file():
         fail(f"{topology}: no such file")
     try:

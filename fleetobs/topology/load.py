@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from fleetobs.errors import InputError
 from fleetobs.topology.model import Topology
 
 DEFAULT_TOPOLOGY_RESOURCE = "fleet.yaml"
@@ -40,7 +41,7 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class TopologyError(ValueError):
+class TopologyError(InputError):
     """The topology could not be loaded. ``problems`` lists every finding."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:

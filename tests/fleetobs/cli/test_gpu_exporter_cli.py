@@ -3,14 +3,16 @@ without NVML and stops on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -82,14 +84,25 @@ def test_the_process_serves_without_nvml_and_stops_on_sigterm(tmp_path: Path) ->
 
 
 def _wait_for_url(proc: subprocess.Popen[str]) -> str:
+    # A reader thread, not select(): select() on the fd misses lines already sitting in
+    # the text wrapper's buffer (two lines arriving in one read), which made this flaky.
     assert proc.stderr is not None
+    stderr = proc.stderr
+    lines: queue.Queue[str] = queue.Queue()
+    def pump() -> None:
+        with contextlib.suppress(ValueError, OSError):  # the test closes the pipe at the end
+            for line in stderr:
+                lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     end = time.monotonic() + 20
     while time.monotonic() < end:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.2)
-        if ready:
-            line = proc.stderr.readline()
-            m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                return m.group(1)
-            assert line or proc.poll() is None, "exporter exited before serving"
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            assert proc.poll() is None, "exporter exited before serving"
+            continue
+        m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if m:
+            return m.group(1)
     raise AssertionError("exporter did not report its URL")
