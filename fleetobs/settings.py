@@ -123,7 +123,8 @@ class FleetSettings(BaseSettings):
                                        description="GPU exporter: Docker API socket; unset: "
                                                    "/var/run/docker.sock when present")
     gpu_exporter_url: str | None = Field(None, validation_alias=_env("FLEET_GPU_EXPORTER_URL"),
-                                         description="hub: this machine's GPU exporter; unset: no GPU view")
+                                         description="hub: this machine's GPU exporter; unset: "
+                                                     "127.0.0.1 on FLEET_GPU_EXPORTER_PORT; off: no GPU view")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,

@@ -305,9 +305,14 @@ def _first_line(exc: Exception) -> str:
 
 
 def gpu_plugin(ctx: HubContext) -> HubPlugin | None:
-    """The plugin, or ``None`` when no GPU exporter URL is configured."""
-    url = ctx.settings.gpu_exporter_url
-    if not url:
+    """The plugin; ``None`` only when FLEET_GPU_EXPORTER_URL is ``off``.
+
+    Unset, the hub looks for its exporter on this host's FLEET_GPU_EXPORTER_PORT: a hub
+    whose exporter is down or absent still answers ``GET /v1/gpus`` for the other
+    machines (from sync) and says why its own GPUs are missing.
+    """
+    url = ctx.settings.gpu_exporter_url or f"http://127.0.0.1:{ctx.settings.gpu_exporter_port}"
+    if url.strip().lower() in ("off", "none", "false"):
         return None
     plugin = GpuPlugin(ctx, url)
     if hasattr(ctx, "gpu_summary"):

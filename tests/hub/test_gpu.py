@@ -78,8 +78,10 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_no_exporter_url_no_plugin() -> None:
-    assert gpu_plugin(Context()) is None
+def test_exporter_url_defaults_to_this_host_and_off_disables() -> None:
+    default = gpu_plugin(Context(settings=load_settings({"FLEET_GPU_EXPORTER_PORT": "9411"})))
+    assert isinstance(default, GpuPlugin) and default.exporter_url == "http://127.0.0.1:9411"
+    assert gpu_plugin(Context(settings=load_settings({"FLEET_GPU_EXPORTER_URL": "off"}))) is None
     ctx = Context(settings=load_settings({"FLEET_GPU_EXPORTER_URL": "http://127.0.0.1:9400"}))
     assert isinstance(gpu_plugin(ctx), GpuPlugin)
     assert gpu_plugin in plugin_factories()
