@@ -200,29 +200,43 @@ class Hub:
         self.ready = True
 
     async def stop(self, deadline_seconds: float | None = None) -> None:
-        """Stop plugins and loops, flush, close the store; idempotent, bounded."""
+        """Stop plugins and loops, flush, close the store; idempotent, bounded.
+
+        Plugins and loops share one budget (``deadline_seconds``); the state flush and
+        the trace export then get at least a second each, so this returns within the
+        deadline plus about two seconds.
+        """
         if self._stopped or not self._started:
             self._stopped = True
             return
         self._stopped = True
         self.ready = False
         deadline = deadline_seconds if deadline_seconds is not None else self.config.stop_deadline_seconds
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+
+        def left() -> float:
+            # One budget for everything; each step still gets a sliver to try.
+            return max(end - loop.time(), 0.05)
+
         for plugin in reversed(self.plugins):
             try:
-                await asyncio.wait_for(plugin.stop(deadline), timeout=deadline)
+                await asyncio.wait_for(plugin.stop(left()), timeout=left())
             except (TimeoutError, Exception) as exc:  # noqa: BLE001 - a plugin must not block shutdown
                 logger.warning("plugin {} did not stop cleanly: {!r}", plugin.name, exc)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=deadline)
+                await asyncio.wait_for(task, timeout=left())
         self._tasks = []
+        # State is what must survive: the flush gets at least a second even when late.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flush(), timeout=deadline)
+            await asyncio.wait_for(self.flush(), timeout=max(left(), 1.0))
         self.store.close()
-        # Last: plugins' final spans (a log drain, a last sync round) go out with it.
-        await asyncio.to_thread(self._tracing.shutdown, deadline)
+        # Last: plugins' final spans (a log drain, a last sync round) go out with it; like
+        # the flush it gets a second even when late, so stop() ends within deadline + 2 s.
+        await asyncio.to_thread(self._tracing.shutdown, max(left(), 1.0))
 
     async def _judge_loop(self) -> None:
         while True:
