@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import httpx
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleetobs.topology.model import NAME_PATTERN
 from hub.plugins import HubContext, HubPlugin
+from hub.service import Hub
 
 DEFAULT_POLL_SECONDS = 5.0
 #: What a summary sent to peers may list (hub.sync.protocol.MAX_GPUS / MAX_GPU_GROUPS).
@@ -226,8 +227,10 @@ class GpuPlugin:
         return exporter, all_gpus, groups
 
     def _peer_rows(self) -> list[dict[str, Any]]:
-        rows: Callable[[], list[dict[str, Any]]] | None = getattr(self._ctx, "peer_gpus", None)
-        return rows() if rows is not None else []
+        # Peers' summaries come from the sync plugin through the full hub, when there is one.
+        if isinstance(self._ctx, Hub) and self._ctx.peer_gpus is not None:
+            return self._ctx.peer_gpus()
+        return []
 
     def _peer_row(self, row: dict[str, Any]) -> dict[str, Any]:
         s: dict[str, Any] | None = row["summary"]
@@ -315,6 +318,6 @@ def gpu_plugin(ctx: HubContext) -> HubPlugin | None:
     if url.strip().lower() in ("off", "none", "false"):
         return None
     plugin = GpuPlugin(ctx, url)
-    if hasattr(ctx, "gpu_summary"):
-        setattr(ctx, "gpu_summary", plugin.summary)  # noqa: B010 - ctx is typed HubContext
+    if isinstance(ctx, Hub):
+        ctx.gpu_summary = plugin.summary  # what sync sends to the peers
     return plugin

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from hub.plugins import HubContext, HubPlugin
 from hub.registry import Record
+from hub.service import Hub
 from hub.sync.api import sync_router
 from hub.sync.engine import UNKNOWN, SyncEngine
 from hub.sync.metrics import SyncCollector
@@ -52,7 +52,7 @@ def facts_of(rec: Record) -> AgentFacts:
 class SyncPlugin:
     name = "sync"
 
-    def __init__(self, ctx: HubContext, engine: SyncEngine,
+    def __init__(self, ctx: Hub, engine: SyncEngine,
                  records: Callable[[], Iterable[Record]], scan_seconds: float = 0.25,
                  coalesce_seconds: float = 0.02, background: bool = True) -> None:
         self.ctx = ctx
@@ -92,8 +92,7 @@ class SyncPlugin:
         ``source`` is ``peer`` (how this hub knows); how the owner observed the agent is
         ``owner_source``. ``last_seen`` is this hub's wall clock minus the age.
         """
-        clock: Any = getattr(self.ctx, "clock", None)
-        wall = clock.wall() if clock is not None else time.time()
+        wall = self.ctx.clock.wall()
         by_key = self.ctx.topology.agent_by_key
         rows: list[dict[str, Any]] = []
         for p in self.engine.peer_agents():
@@ -172,10 +171,8 @@ class SyncPlugin:
             # push to this hub are still received, and /v1/fleet still answers.
             return
         self.scan()
-        listeners: list[Callable[[Record], None]] | None = getattr(self.ctx, "listeners", None)
-        if listeners is not None:
-            listeners.append(self.changed)
-            self._listening = True
+        self.ctx.listeners.append(self.changed)
+        self._listening = True
         if not self.background:
             return
         if self._listening:
@@ -188,10 +185,9 @@ class SyncPlugin:
         if self._stopped:
             return
         self._stopped = True
-        listeners: list[Callable[[Record], None]] | None = getattr(self.ctx, "listeners", None)
-        if self._listening and listeners is not None:
+        if self._listening:
             with contextlib.suppress(ValueError):
-                listeners.remove(self.changed)
+                self.ctx.listeners.remove(self.changed)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -213,15 +209,17 @@ class SyncPlugin:
 
 def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,
                 config: SyncConfig | None = None) -> HubPlugin | None:
-    """Factory (hub/plugins.py). ``transport``/``config``: for tests and benchmarks."""
-    registry: Any = getattr(ctx, "registry", None)
-    if registry is None:
-        return None  # not a full hub (a plugin test context): nothing to sync
+    """Factory (hub/plugins.py). ``transport``/``config``: for tests and benchmarks.
+
+    Sync needs the whole hub (its registry, store, clock and change listeners), not
+    just the plugin context: on anything else (a plugin test's small context) it is off.
+    """
+    if not isinstance(ctx, Hub):
+        return None
     settings = ctx.settings
-    store: Any = getattr(ctx, "store", None)
-    data_dir: Path = store.path.parent if store is not None else settings.data_dir
-    clock: Any = getattr(ctx, "clock", None)
-    wall = clock.wall() if clock is not None else 0.0
+    registry = ctx.registry
+    data_dir: Path = ctx.store.path.parent
+    wall = ctx.clock.wall()
     epoch = next_epoch(data_dir / f"sync-epoch-{ctx.machine}", wall)
     # Our bodies fit a peer configured like us (a smaller peer limit halves them on 413).
     limit = min(MAX_BODY_BYTES, settings.max_body_bytes)
@@ -233,18 +231,14 @@ def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,
         peers=settings.peer_urls(), token=settings.token, config=cfg,
         known_machines=[m.name for m in ctx.topology.machines], tracing=ctx.tracing)
     engine.server.max_body_bytes = limit
-    hub_config: Any = getattr(ctx, "config", None)
-    plugin = SyncPlugin(ctx, engine, lambda: registry,
-                        background=bool(getattr(hub_config, "background", True)))
-    if hasattr(ctx, "peer_agents"):
-        setattr(ctx, "peer_agents", plugin.peer_rows)  # noqa: B010 - ctx is typed HubContext
-    if hasattr(ctx, "peer_gpus"):
-        setattr(ctx, "peer_gpus", plugin.peer_gpu_rows)  # noqa: B010 - ctx is typed HubContext
+    plugin = SyncPlugin(ctx, engine, lambda: registry, background=ctx.config.background)
+    ctx.peer_agents = plugin.peer_rows
+    ctx.peer_gpus = plugin.peer_gpu_rows
+    hub = ctx
 
     def local_gpus() -> dict[str, Any] | None:
         # Read at send time: the GPU plugin may be created after this one, or not at all.
-        summary: Callable[[], dict[str, Any] | None] | None = getattr(ctx, "gpu_summary", None)
-        return summary() if summary is not None else None
+        return hub.gpu_summary() if hub.gpu_summary is not None else None
 
     engine.local_gpus = local_gpus
     return plugin
