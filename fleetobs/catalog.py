@@ -299,6 +299,28 @@ def family(name: str, labels: Iterable[str] | None = None) -> FamilyT:
     return StateSetMetricFamily(s.name, s.help, labels=label_names)
 
 
+def gauge(name: str) -> GaugeMetricFamily:
+    """:func:`family` for a gauge, typed; a kind mismatch is a bug in the caller."""
+    f = family(name)
+    if not isinstance(f, GaugeMetricFamily):
+        raise TypeError(f"{name} is a {spec(name).kind}, not a gauge")
+    return f
+
+
+def counter(name: str) -> CounterMetricFamily:
+    f = family(name)
+    if not isinstance(f, CounterMetricFamily):
+        raise TypeError(f"{name} is a {spec(name).kind}, not a counter")
+    return f
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    f = family(name)
+    if not isinstance(f, HistogramMetricFamily):
+        raise TypeError(f"{name} is a {spec(name).kind}, not a histogram")
+    return f
+
+
 def all_exposed_names() -> frozenset[str]:
     return frozenset().union(*(m.exposed_names() for m in CATALOG)) if CATALOG else frozenset()
 

@@ -137,8 +137,7 @@ class RequestStats:
             row[-1] += seconds
 
     def family(self) -> HistogramMetricFamily:
-        fam = catalog.family("fleet_hub_request_duration_seconds")
-        assert isinstance(fam, HistogramMetricFamily)
+        fam = catalog.histogram("fleet_hub_request_duration_seconds")
         with self._lock:
             items = [(k, list(v)) for k, v in sorted(self._series.items())]
         for (method, route, code), row in items:

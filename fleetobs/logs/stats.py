@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from fleetobs import catalog
@@ -84,12 +84,12 @@ class ShipperCollector(Collector):
         for name, total in (("fleet_log_lines_sent_total", sent),
                             ("fleet_log_batches_sent_total", batches),
                             ("fleet_log_sent_bytes_total", nbytes)):
-            c = _counter(name)
+            c = catalog.counter(name)
             c.add_metric([], total)
             yield c
         for name, by_reason in (("fleet_log_lines_dropped_total", self._dropped()),
                                 ("fleet_log_push_retries_total", retries)):
-            c = _counter(name)
+            c = catalog.counter(name)
             for reason, n in sorted(by_reason.items()):
                 c.add_metric([reason], n)
             yield c
@@ -105,13 +105,7 @@ class ShipperCollector(Collector):
         for name, value in (("fleet_log_buffer_lines", self._buffer_lines()),
                             ("fleet_log_buffer_bytes", self._buffer_bytes()),
                             ("fleet_log_spool_bytes", self._spool_bytes())):
-            g = catalog.family(name)
-            assert isinstance(g, GaugeMetricFamily)
+            g = catalog.gauge(name)
             g.add_metric([], value)
             yield g
 
-
-def _counter(name: str) -> CounterMetricFamily:
-    f = catalog.family(name)
-    assert isinstance(f, CounterMetricFamily)
-    return f

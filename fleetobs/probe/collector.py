@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 
@@ -26,18 +23,18 @@ class ProbeCollector:
     def collect(self) -> Iterator[Metric]:
         s, m = self._stats, self._machine
         with s.lock:
-            latency = _histogram("fleet_probe_latency_seconds")
+            latency = catalog.histogram("fleet_probe_latency_seconds")
             for p, h in s.latency.items():
                 latency.add_metric([m, p.value], h.cumulative(), h.total)
-            results = _counter("fleet_probe_results_total")
+            results = catalog.counter("fleet_probe_results_total")
             for (p, o), n in s.results.items():
                 results.add_metric([m, p.value, o.value], n)
-            cycle = _histogram("fleet_probe_cycle_duration_seconds")
+            cycle = catalog.histogram("fleet_probe_cycle_duration_seconds")
             cycle.add_metric([m], s.cycle.cumulative(), s.cycle.total)
-            targets = _gauge("fleet_probe_targets")
+            targets = catalog.gauge("fleet_probe_targets")
             for p, n in s.targets.items():
                 targets.add_metric([m, p.value], n)
-            overruns = _counter("fleet_probe_cycle_overruns_total")
+            overruns = catalog.counter("fleet_probe_cycle_overruns_total")
             overruns.add_metric([m], s.overruns)
         yield from (latency, results, cycle, targets, overruns)
 
@@ -49,19 +46,4 @@ class ProbeCollector:
             yield catalog.family(name)
 
 
-def _histogram(name: str) -> HistogramMetricFamily:
-    f = catalog.family(name)
-    assert isinstance(f, HistogramMetricFamily)
-    return f
 
-
-def _counter(name: str) -> CounterMetricFamily:
-    f = catalog.family(name)
-    assert isinstance(f, CounterMetricFamily)
-    return f
-
-
-def _gauge(name: str) -> GaugeMetricFamily:
-    f = catalog.family(name)
-    assert isinstance(f, GaugeMetricFamily)
-    return f

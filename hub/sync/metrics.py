@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
@@ -24,16 +22,6 @@ from hub.sync.engine import SyncEngine
 _INF = float("inf")
 
 
-def _gauge(name: str) -> GaugeMetricFamily:
-    fam = catalog.family(name)
-    assert isinstance(fam, GaugeMetricFamily)
-    return fam
-
-
-def _counter(name: str) -> CounterMetricFamily:
-    fam = catalog.family(name)
-    assert isinstance(fam, CounterMetricFamily)
-    return fam
 
 
 class SyncCollector(Collector):
@@ -45,10 +33,10 @@ class SyncCollector(Collector):
         m = eng.machine
         now = eng.clock()
         links = list(eng.links)
-        up = _gauge("fleet_peer_up")
-        age = _gauge("fleet_sync_last_success_age_seconds")
-        sent = _counter("fleet_sync_bytes_total")
-        failures = _counter("fleet_sync_failures_total")
+        up = catalog.gauge("fleet_peer_up")
+        age = catalog.gauge("fleet_sync_last_success_age_seconds")
+        sent = catalog.counter("fleet_sync_bytes_total")
+        failures = catalog.counter("fleet_sync_failures_total")
         duration = catalog.family("fleet_sync_duration_seconds")
         assert isinstance(duration, HistogramMetricFamily)
         for link in links:
@@ -74,13 +62,13 @@ class SyncCollector(Collector):
             received[link.label] = received.get(link.label, 0) + link.stats.bytes_received
         for peer, size in sorted(received.items()):
             sent.add_metric([m, peer, "received"], size)
-        data_age = _gauge("fleet_sync_peer_data_age_seconds")
+        data_age = catalog.gauge("fleet_sync_peer_data_age_seconds")
         for machine, view in sorted(eng.fleet.owners.items()):
             data_age.add_metric([m, machine], max(now - view.last_heard, 0.0))
-        records = _counter("fleet_sync_records_received_total")
+        records = catalog.counter("fleet_sync_records_received_total")
         for (peer, outcome), n in sorted(inbound.records.items()):
             records.add_metric([m, peer, outcome], n)
-        rejected = _counter("fleet_sync_rejected_total")
+        rejected = catalog.counter("fleet_sync_rejected_total")
         for reason, n in sorted(inbound.rejected.items()):
             rejected.add_metric([m, reason], n)
         yield from (up, age, data_age, duration, failures, sent, records, rejected)

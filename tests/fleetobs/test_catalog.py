@@ -55,3 +55,15 @@ def test_exposed_names() -> None:
     assert MetricSpec("fleet_x_seconds", "histogram", "X.").exposed_names() == {
         "fleet_x_seconds_bucket", "fleet_x_seconds_sum", "fleet_x_seconds_count"}
     assert MetricSpec("fleet_build", "info", "B.").exposed_names() == {"fleet_build_info"}
+
+
+def test_typed_family_helpers_refuse_the_wrong_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = (MetricSpec("fleet_test_level", "gauge", "Test level."),
+             MetricSpec("fleet_test_done_total", "counter", "Test done."))
+    monkeypatch.setattr(catalog, "BY_NAME", {**catalog.BY_NAME, **{m.name: m for m in extra}})
+    assert catalog.gauge("fleet_test_level").type == "gauge"
+    assert catalog.counter("fleet_test_done_total").type == "counter"
+    with pytest.raises(TypeError, match="fleet_test_level is a gauge, not a counter"):
+        catalog.counter("fleet_test_level")
+    with pytest.raises(TypeError, match="fleet_test_done_total is a counter, not a histogram"):
+        catalog.histogram("fleet_test_done_total")
