@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fleetobs.topology.model import NAME_PATTERN
 from hub.plugins import HubContext, HubPlugin
 from hub.service import Hub
+from hub.tasks import cancel_and_wait
 
 DEFAULT_POLL_SECONDS = 5.0
 #: What a summary sent to peers may list (hub.sync.protocol.MAX_GPUS / MAX_GPU_GROUPS).
@@ -124,10 +125,7 @@ class GpuPlugin:
         """Cancel polling and close the client; idempotent, bounded by the deadline."""
         self._stopped = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=deadline_seconds)
+        await cancel_and_wait(task, deadline_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._client.aclose(), timeout=deadline_seconds)
 

@@ -12,7 +12,6 @@ shown at ``GET /v1/probes``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from fleetobs.probe.targets import (
 )
 from hub.observation import Observation, Source, Status
 from hub.plugins import HubContext, HubPlugin
+from hub.tasks import cancel_and_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +78,7 @@ class ProbingPlugin:
         """Cancel the loop, close sockets; idempotent and bounded by the deadline."""
         self._stopped = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=deadline_seconds)
+        await cancel_and_wait(task, deadline_seconds)
         await self.prober.aclose()
 
     # --- probing -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from hub.observation import Observation, Source
 from hub.plugins import HubPlugin
 from hub.registry import HUB_AGENT, Outcome, Record, Registry
 from hub.store import Store, StoreError, row_of
+from hub.tasks import cancel_and_wait
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,8 @@ class Hub:
                 logger.warning("plugin {} did not stop cleanly: {!r}", plugin.name, exc)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=left())
+        for task in self._tasks:  # all cancelled above: they wind down together
+            await cancel_and_wait(task, left())
         self._tasks = []
         # State is what must survive: the flush gets at least a second even when late.
         with contextlib.suppress(TimeoutError):

@@ -29,6 +29,7 @@ from hub.sync.protocol import GpuSummary, HubIdentity
 from hub.sync.records import AgentFacts, OwnedRecords
 from hub.sync.server import SyncServer
 from hub.sync.transport import Transport
+from hub.tasks import cancel_and_wait
 
 #: Shown instead of the owner's judgement while the owner cannot be heard.
 UNKNOWN = "unknown"
@@ -191,9 +192,8 @@ class SyncEngine:
         self._stopped = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=deadline_seconds)
+        for task in self._tasks:  # all cancelled above: they wind down together
+            await cancel_and_wait(task, deadline_seconds)
         self._tasks = []
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.transport.aclose(), timeout=deadline_seconds)

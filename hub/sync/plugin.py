@@ -37,6 +37,7 @@ from hub.sync.peer import SyncConfig
 from hub.sync.protocol import MAX_BODY_BYTES
 from hub.sync.records import AgentFacts, next_epoch
 from hub.sync.transport import HttpxTransport, Transport
+from hub.tasks import cancel_and_wait
 
 
 def facts_of(rec: Record) -> AgentFacts:
@@ -188,10 +189,7 @@ class SyncPlugin:
         if self._listening:
             with contextlib.suppress(ValueError):
                 self.ctx.listeners.remove(self.changed)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, timeout=deadline_seconds)
+        await cancel_and_wait(self._task, deadline_seconds)
         await self.engine.stop(deadline_seconds)
 
     async def _hand_over_loop(self) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import httpx
@@ -12,19 +9,10 @@ import pytest
 
 from fleetobs.cli.main import main
 from fleetobs.settings import load_settings
+from fleetobs.testing.cli import run_cli
 from fleetobs.testing.live_hub import serve_app
 from fleetobs.topology.load import load_topology
 from hub.app import create_app
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fleetobs.cli.main", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})})
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.asyncio

@@ -14,18 +14,11 @@ from fleetobs.cli.main import main
 from fleetobs.simulator.agent import SimAgentSpec
 from fleetobs.simulator.behaviour import Behaviour
 from fleetobs.simulator.fleet import SimulatedFleet
+from fleetobs.testing.cli import run_cli
 
 HEAVY = ("fastapi", "starlette", "uvicorn", "httpx", "pynvml", "opentelemetry", "rich")
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fleetobs.cli.main", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})})
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.asyncio
