@@ -246,6 +246,29 @@ GPU: tuple[MetricSpec, ...] = (
        "GPU processes that could not be attributed, by reason.", "machine", "reason"),
 )
 
+# --- container resources per compose service (exporters/, from cgroups and the Docker API) ---
+CONTAINERS: tuple[MetricSpec, ...] = (
+    _m("fleet_container_running", "gauge",
+       "Whether the compose service's container is running (1) or not (0).",
+       "machine", "service", "group"),
+    _m("fleet_container_cpu_seconds_total", "counter",
+       "CPU time the compose service's container used (user and system).",
+       "machine", "service", "group"),
+    _m("fleet_container_memory_working_set_bytes", "gauge",
+       "Memory the compose service's container uses that cannot be reclaimed "
+       "(usage minus inactive file cache), what the OOM killer judges.",
+       "machine", "service", "group"),
+    _m("fleet_container_memory_limit_bytes", "gauge",
+       "Memory limit of the compose service's container (0: none).",
+       "machine", "service", "group"),
+    _m("fleet_container_oom_kills_total", "counter",
+       "Processes of the compose service's container killed by the OOM killer.",
+       "machine", "service", "group"),
+    _m("fleet_container_restarts_total", "counter",
+       "Times Docker restarted the compose service's container.",
+       "machine", "service", "group"),
+)
+
 # --- log shipping and tracing (fleetobs/logs) ----------------------------------------
 LOGS: tuple[MetricSpec, ...] = (
     _m("fleet_log_lines_sent_total", "counter",
@@ -273,7 +296,7 @@ LOGS: tuple[MetricSpec, ...] = (
        "Bytes of batches waiting in the shipper's spool (disk, or memory without a spool)."),
 )
 
-CATALOG: tuple[MetricSpec, ...] = HUB + PROBE + SYNC + GPU + LOGS
+CATALOG: tuple[MetricSpec, ...] = HUB + PROBE + SYNC + GPU + CONTAINERS + LOGS
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in CATALOG}
 
 

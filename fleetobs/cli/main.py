@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import typer
 
 from fleetobs import __version__
+from fleetobs.cli import build as build_cmd
 from fleetobs.cli import gpu_exporter as gpu_exporter_cmd
 from fleetobs.cli import heartbeat as heartbeat_cmd
 from fleetobs.cli import hub as hub_cmd
@@ -57,6 +58,7 @@ app.command("sidecar")(sidecar_cmd.sidecar)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("hub")(hub_cmd.hub)
 app.command("gpu-exporter")(gpu_exporter_cmd.gpu_exporter)
+app.command("build")(build_cmd.build)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
