@@ -23,6 +23,7 @@ from fleetobs.errors import InputError
 _ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
+_UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 app = typer.Typer(
     name="fleetobs",
@@ -30,6 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat "[env X]" in option help and typer's rich
+    # layout shows "<bool>" for flags and cuts long defaults.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -73,6 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         print_error("aborted")
         return 130
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # A bare command group (`fleetobs`, `fleetobs topology`): show its help, exit 0.
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                typer.echo(ctx.get_help())
+            return 0
+        print_error(exc.format_message())  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     except _ClickException as exc:
         # Usage errors: click's own message, kept to one line.
         print_error(exc.format_message())  # type: ignore[attr-defined]

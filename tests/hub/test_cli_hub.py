@@ -28,6 +28,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     # Probing would hit real 127.0.0.1 ports, where other test runs may be answering:
     # keep liveness here a function of this test's heartbeats only.
     env["FLEET_PROBE_ENABLED"] = "false"
+    # No default peers: the topology's pc2 is a host name, and tests only reach loopback.
+    env["FLEET_PEERS"] = "none"
     env.update(extra)
     return env
 

@@ -107,7 +107,7 @@ async def test_agents_lists_peer_agents_then_unknown_when_the_peer_goes_silent(
         rows = (await pc2.client.get("/v1/agents", params={"machine": "mainpc"})).json()["agents"]
         assert len(rows) == 54 and {r["machine"] for r in rows} == {"mainpc"}
         mms = next(r for r in rows if r["name"] == "ModelManagerSuite")
-        assert (mms["state"], mms["status"], mms["reason"]) == ("degraded", "error", "oom")
+        assert (mms["state"], mms["last_status"], mms["reason"]) == ("degraded", "error", "oom")
         assert (mms["source"], mms["owner"], mms["owner_source"]) == ("peer", "mainpc", "heartbeat")
         assert mms["age_seconds"] == pytest.approx(0.3, abs=0.01)
         assert mms["group"] and mms["probe"]
@@ -146,7 +146,7 @@ def test_cli_refuses_a_peer_that_is_not_an_http_url(capsys: pytest.CaptureFixtur
 
 @pytest.mark.asyncio
 async def test_without_peers_sync_costs_the_heartbeat_path_nothing(tmp_path: Path) -> None:
-    settings = load_settings({"FLEET_PROBE_ENABLED": "false"})
+    settings = load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"})
     async with HubHarness.build(tmp_path, settings=settings, factories=[sync_plugin]) as h:
         assert h.hub.listeners == []
         assert len(plugin(h).engine.owned) == 0
