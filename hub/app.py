@@ -20,7 +20,8 @@ from fleetobs import __version__
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Topology
 from fleetobs.tracing import Tracing
-from hub.api import agents, discover, health, heartbeats
+from hub.api import agents, discover, health, heartbeats, status
+from hub.api.docs import docs_router
 from hub.api.auth import authorize
 from hub.api.middleware import BodyLimit, Timing
 from hub.clock import Clock
@@ -64,13 +65,17 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
     app = FastAPI(
         title="fleetobs ObservabilityHub",
         version=__version__,
-        description="Heartbeats, liveness, discovery and metrics for one machine's agents.",
+        description="Heartbeats, liveness, discovery and metrics for one machine's agents. "
+                    "The status page is at /.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served with local assets (no CDN)
     )
     app.state.hub = hub
     app.state.plugins = plugins
     guarded = [Depends(authorize)]
     app.include_router(health.router)
+    app.include_router(docs_router(app.title))
+    app.include_router(status.router, dependencies=guarded)
     app.include_router(heartbeats.router, dependencies=guarded)
     app.include_router(agents.router, dependencies=guarded)
     app.include_router(discover.router, dependencies=guarded)

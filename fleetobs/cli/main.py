@@ -8,12 +8,14 @@ from collections.abc import Sequence
 import typer
 
 from fleetobs import __version__
+from fleetobs.cli import demo as demo_cmd
 from fleetobs.cli import gpu_exporter as gpu_exporter_cmd
 from fleetobs.cli import heartbeat as heartbeat_cmd
 from fleetobs.cli import hub as hub_cmd
 from fleetobs.cli import probe as probe_cmd
 from fleetobs.cli import sidecar as sidecar_cmd
 from fleetobs.cli import simulate as simulate_cmd
+from fleetobs.cli import status as status_cmd
 from fleetobs.cli import topology as topology_cmd
 from fleetobs.cli.errors import EXIT_USAGE, CLIError, print_error
 from fleetobs.errors import InputError
@@ -55,11 +57,13 @@ def _root(
 app.add_typer(topology_cmd.app, name="topology")
 # Command modules register here, one line each (keep heavy imports inside the commands).
 # --- commands ---
+app.command("demo")(demo_cmd.demo)
 app.command("probe")(probe_cmd.probe)
 app.command("heartbeat")(heartbeat_cmd.heartbeat)
 app.command("sidecar")(sidecar_cmd.sidecar)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("hub")(hub_cmd.hub)
+app.command("status")(status_cmd.status)
 app.command("gpu-exporter")(gpu_exporter_cmd.gpu_exporter)
 
 

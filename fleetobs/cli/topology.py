@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -111,23 +111,9 @@ def show(
     for a in sorted(t.agents, key=lambda a: (a.machine, a.group or "", a.name)):
         at.add_row(a.name, a.machine, a.group or "[red]unplaced[/red]", str(a.port), str(a.health_check_port),
                    "yes" if a.required else "no", a.probe.value, ", ".join(a.dependencies))
+    from fleetobs.cli.tables import print_tables
+
     print_tables([mt, gt, at])
-
-
-def print_tables(tables: list[Any]) -> None:
-    """Print rich tables whole: into a pipe or file at the width they need (a terminal's
-    80 columns would cut names with an ellipsis), on a terminal at its width."""
-    from rich.console import Console
-    from rich.measure import Measurement
-
-    console = Console()
-    if not console.is_terminal:
-        sizes = [Measurement.get(console, console.options.update_width(10_000), t) for t in tables]
-        # Wide enough for every unbreakable cell; long dependency lists fold past 160.
-        need = max(max(m.minimum for m in sizes), min(max(m.maximum for m in sizes), 160))
-        console = Console(width=need)
-    for table in tables:
-        console.print(table)
 
 
 @app.command("check")
