@@ -130,6 +130,38 @@ async def test_agents_lists_peer_agents_then_unknown_when_the_peer_goes_silent(
 
 
 @pytest.mark.asyncio
+async def test_one_agent_of_the_other_machine_answers_with_its_last_record_owner_and_age(
+        tmp_path: Path) -> None:
+    async with pair(tmp_path) as (main, pc2, _net):
+        before = await pc2.client.get("/v1/agents/ModelManagerSuite")
+        assert before.status_code == 200  # never heard: known from the topology, owner named
+        assert (before.json()["state"], before.json()["owner"]) == ("unknown", "mainpc")
+        await main.client.post("/v1/heartbeats", json={"agent": "ModelManagerSuite",
+                                                      "status": "degraded", "reason": "warming"})
+        main.advance(0.5)
+        await sync(main, pc2)
+        a = (await pc2.client.get("/v1/agents/ModelManagerSuite")).json()
+        assert (a["machine"], a["owner"], a["source"], a["state"], a["reason"]) == (
+            "mainpc", "mainpc", "peer", "degraded", "warming")
+        assert a["age_seconds"] == pytest.approx(0.5, abs=0.01)
+        # the name runs on both machines: ?machine= picks, the local one comes first
+        both = [(await pc2.client.get("/v1/agents/ObservabilityHub", params=p)).json()["machine"]
+                for p in ({}, {"machine": "mainpc"})]
+        assert both == ["pc2", "mainpc"]
+        assert (await pc2.client.get("/v1/agents/Nobody")).status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_a_silent_agent_reads_last_status_not_status(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (main, _pc2, _net):
+        await main.client.post("/v1/heartbeats", json={"agent": "NLUAgent", "interval_seconds": 1})
+        main.advance(4)
+        a = (await main.client.get("/v1/agents/NLUAgent")).json()
+        assert (a["state"], a["last_status"]) == ("down", "ok")
+        assert "status" not in a  # a down agent never reads "status": "ok"
+
+
+@pytest.mark.asyncio
 async def test_before_any_contact_a_peer_machines_agents_are_listed_unknown(tmp_path: Path) -> None:
     async with pair(tmp_path) as (_, pc2, _net):
         rows = (await pc2.client.get("/v1/agents", params={"machine": "mainpc"})).json()["agents"]
