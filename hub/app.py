@@ -4,8 +4,9 @@ The clock, topology, settings, data dir and plugin factories are passed in, so t
 build a hub on a fake clock in a temp dir and the CLI builds the production one.
 This module is the composition root: it holds the plugin list
 (:func:`plugin_factories`; the contract is hub/plugins.py, which imports no plugin)
-and creates them: each one's router is mounted behind the same auth as the core API, its collectors go on the hub's own CollectorRegistry
-(never the global one), and it is started and stopped (with a deadline) by the lifespan.
+and creates them: each one's router is mounted behind the same auth as the core API,
+its collectors go on the hub's own CollectorRegistry (never the global one), and it is
+started and stopped (with a deadline) by the lifespan.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Topology
 from fleetobs.tracing import Tracing
 from hub.api import agents, discover, health, heartbeats, status
-from hub.api.docs import docs_router
 from hub.api.auth import authorize
+from hub.api.docs import docs_router
 from hub.api.middleware import BodyLimit, Timing
 from hub.clock import Clock
 from hub.gpu import gpu_plugin

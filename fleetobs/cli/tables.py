@@ -20,7 +20,7 @@ def print_tables(renderables: Sequence[Any]) -> None:
         options = console.options.update_width(10_000)
         sizes = [Measurement.get(console, options, r) for r in renderables]
         # Wide enough for every unbreakable cell; foldable ones wrap past PIPE_MAX_WIDTH.
-        need = max(max(m.minimum for m in sizes), min(max(m.maximum for m in sizes), PIPE_MAX_WIDTH))
+        need = max(*(m.minimum for m in sizes), min(max(m.maximum for m in sizes), PIPE_MAX_WIDTH))
         console = Console(width=need)
     for r in renderables:
         console.print(r)

@@ -16,7 +16,7 @@ configured: every other machine of the topology at ``http://<address>:<hub_port>
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -60,7 +60,7 @@ def _host_port(url: str) -> tuple[str | None, int | None]:
 
 def _which(url: str, others: Sequence[Machine]) -> Machine | None:
     host, port = _host_port(url)
-    rules = (
+    rules: tuple[Callable[[Machine], bool], ...] = (
         lambda m: m.address == host and m.hub_port == port,
         lambda m: m.address == host,
         lambda m: port is not None and m.hub_port == port,

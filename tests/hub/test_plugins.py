@@ -16,9 +16,8 @@ from prometheus_client.registry import Collector
 
 from fleetobs.settings import load_settings
 from fleetobs.topology.load import load_topology
-from hub.app import create_app, hub_of
+from hub.app import create_app, hub_of, plugin_factories
 from hub.observation import Observation, Source, Status
-from hub.app import plugin_factories
 from hub.plugins import HubContext, HubPlugin
 from hub.service import HubConfig
 from hub.store import Store

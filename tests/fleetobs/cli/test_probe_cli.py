@@ -97,7 +97,8 @@ async def test_the_hub_agent_is_probed_over_its_http_health(tmp_path: Path) -> N
     from fleetobs.topology.load import load_topology
     from hub.app import create_app
 
-    app = create_app(load_topology(None), load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"}), data_dir=tmp_path)
+    app = create_app(load_topology(None), load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"}),
+                     data_dir=tmp_path)
     async with serve_app(app) as url:
         port = int(url.rsplit(":", 1)[1])
         topo = tmp_path / "t.yaml"
