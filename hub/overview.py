@@ -112,6 +112,7 @@ def overview(hub: Hub, plugins: Sequence[Any]) -> dict[str, Any]:
     rank = {s: i for i, s in enumerate(STATE_ORDER)}
     attention.sort(key=lambda a: (not a["required"], rank.get(a["state"], 99), a["machine"], a["name"]))
     failing = [a for a in attention if a["required"] and a["state"] in FAILING]
+    whys = {(a["machine"], a["name"]): a["why"] for a in attention}
 
     machines = []
     for m in topo.machines:
@@ -154,6 +155,6 @@ def overview(hub: Hub, plugins: Sequence[Any]) -> dict[str, Any]:
         "peers": peers,
         "groups": groups,
         "attention": attention,
-        "agents": [_row(a) for a in rows],
+        "agents": [{**_row(a), "why": whys.get((a["machine"], a["name"]))} for a in rows],
         "links": {"prometheus": settings.prometheus_url, "grafana": settings.grafana_url},
     }

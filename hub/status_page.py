@@ -146,10 +146,10 @@ def _agents(ov: dict[str, Any]) -> str:
         rows = "".join(
             f'<tr class="row-{_e(a["state"])}" data-agent="{_e(a["name"])}" data-state="{_e(a["state"])}">'
             f'<td>{_e(a["name"])}</td><td>{_chip(a["state"])}</td><td>{_e(a["last_status"]) or "-"}</td>'
-            f'<td class="why">{_e(a["reason"])}</td><td>{age(a["age_seconds"])}</td></tr>'
+            f'<td class="why">{_e(a["why"] or a["reason"])}</td><td>{age(a["age_seconds"])}</td></tr>'
             for a in agents)
         parts.append(f'<h3>{_e(machine)} / {_e(group)}</h3><table><tr><th>agent</th><th>state</th>'
-                     f'<th>last status</th><th>reason</th><th>last heard</th></tr>{rows}</table>')
+                     f'<th>last status</th><th>reason / why</th><th>last heard</th></tr>{rows}</table>')
     return "".join(parts)
 
 

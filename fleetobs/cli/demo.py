@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,24 @@ def _status(url: str) -> dict[str, Any] | None:
     import httpx
 
     try:
-        r = httpx.get(url.rstrip("/") + "/v1/status", timeout=2.0)
+        r = httpx.get(url.rstrip("/") + "/v1/status", timeout=1.0)
         body = r.json() if r.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
     return body if isinstance(body, dict) else None
 
 
-def _summary(hubs: dict[str, str]) -> Any:
+def _poll(hubs: dict[str, str], latest: dict[str, dict[str, Any] | None], stop: threading.Event,
+          every: float) -> None:
+    """Fetch each hub's status in the background: Ctrl-C never waits for a request."""
+    while True:
+        for machine, url in hubs.items():
+            latest[machine] = _status(url)
+        if stop.wait(every):
+            return
+
+
+def _summary(hubs: dict[str, str], latest: dict[str, dict[str, Any] | None]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
@@ -43,7 +54,7 @@ def _summary(hubs: dict[str, str]) -> Any:
     for col in ("hub", "verdict", "agents by state", "peer link", "needs attention (worst first)"):
         t.add_column(col, overflow="fold")
     for machine, url in hubs.items():
-        ov = _status(url)
+        ov = latest.get(machine)
         if ov is None:
             t.add_row(machine, Text("unreachable", "bold red"), "", "", "")
             continue
@@ -143,13 +154,16 @@ def demo(
         # One parseable line (tests, scripts), then the live view.
         sys.stdout.write(f"fleetobs demo: ready: {' '.join(hubs.values())}\n")
         sys.stdout.flush()
+        latest: dict[str, dict[str, Any] | None] = {}
+        threading.Thread(target=_poll, args=(hubs, latest, stop, refresh), daemon=True,
+                         name="demo-status").start()
         if console.is_terminal:
-            with Live(_summary(hubs), console=console, refresh_per_second=4, transient=False) as live:
+            with Live(_summary(hubs, latest), console=console, refresh_per_second=4, transient=False) as live:
                 while not stop.wait(refresh):
-                    live.update(_summary(hubs))
+                    live.update(_summary(hubs, latest))
         else:
             while not stop.wait(refresh):
-                console.print(_summary(hubs))
+                console.print(_summary(hubs, latest))
     except StackError as exc:
         if not stop.is_set():
             console.print(f"fleetobs demo: {exc}", style="red", markup=False)

@@ -239,7 +239,7 @@ class HubProcess:
             argv += ["--peer", p]
         return argv
 
-    async def start(self, timeout: float = 20.0) -> HubProcess:
+    async def start(self, timeout: float = 60.0) -> HubProcess:  # a loaded CI box is slow
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
         env.update({"FLEET_PROBE_ENABLED": "false", "FLEET_LOG_LEVEL": "INFO", **self.env})
         self.data_dir.mkdir(parents=True, exist_ok=True)
