@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 from collections.abc import Sequence
 
@@ -82,7 +83,9 @@ async def main(cycles: int, agents: int, protocol: Protocol) -> None:
     rows += await run_scenario(f"{agents}, 5% silent", ["--synthetic", str(agents), "--fail-rate", "0.05",
                                                        "--kinds", "silent"], protocol,
                                max(3, cycles // 4), [32, None])
-    print("\n".join(rows))
+    # Each row's p99 against the anchor's (the real fleet, what the hub does today).
+    p99s = [float(re.search(r"p99=\s*([\d.]+) ms", r).group(1)) for r in rows]  # type: ignore[union-attr]
+    print("\n".join(f"{r}  {p / p99s[0]:5.2f}x anchor p99" for r, p in zip(rows, p99s, strict=True)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from hub.sync.api import sync_router
 from hub.sync.engine import SyncEngine
 from hub.sync.faultproxy import FaultProxy
 from hub.sync.peer import SyncConfig
+from hub.sync.peers import Peer
 from hub.sync.records import AgentFacts
 from hub.sync.testing import HubProcess
 from hub.sync.transport import HttpxTransport
@@ -72,7 +73,8 @@ async def served(eng: SyncEngine, host: str) -> AsyncIterator[int]:
 
 def engine(machine: str, peer: str, epoch: int = 1) -> SyncEngine:
     return SyncEngine(machine, epoch, clock=time.monotonic, transport=HttpxTransport(1.0),
-                      peers=[peer], token="bench", config=SyncConfig(),
+                      peers=[Peer(next(m for m in MACHINES if m != machine), peer)], token="bench",
+                      config=SyncConfig(),
                       known_machines=MACHINES)
 
 
@@ -169,7 +171,7 @@ async def run(args: argparse.Namespace) -> None:
 
     # 3. full sync at N agents, one link step at a time (no background loops)
     big = SyncEngine("mainpc", 1, clock=time.monotonic, transport=HttpxTransport(30.0),
-                     peers=["http://127.0.0.2:0"], token="bench", config=SyncConfig(),
+                     peers=[Peer("pc2", "http://127.0.0.2:0")], token="bench", config=SyncConfig(),
                      known_machines=MACHINES)
     for i in range(args.agents):
         big.put(facts(i, ("up", "degraded", "down", "missing")[i % 4]), time.monotonic())
@@ -229,8 +231,8 @@ async def end_to_end(changes: int) -> None:
     to_b = await FaultProxy("127.0.0.3", "127.0.0.3", 0).start()
     to_a = await FaultProxy("127.0.0.2", "127.0.0.2", 0).start()
     env = {"FLEET_LOG_LEVEL": "WARNING"}
-    a = HubProcess("mainpc", "127.0.0.2", topo, work / "a", peers=[to_b.url], env=env)
-    b = HubProcess("pc2", "127.0.0.3", topo, work / "b", peers=[to_a.url], env=env)
+    a = HubProcess("mainpc", "127.0.0.2", topo, work / "a", peers=[f"pc2={to_b.url}"], env=env)
+    b = HubProcess("pc2", "127.0.0.3", topo, work / "b", peers=[f"mainpc={to_a.url}"], env=env)
     try:
         await asyncio.gather(a.start(), b.start())
         to_b.target_port, to_a.target_port = b.port, a.port
@@ -238,7 +240,7 @@ async def end_to_end(changes: int) -> None:
         async with httpx.AsyncClient(timeout=5.0) as client:
             async def status_on_b(agent: str) -> str | None:
                 r = await client.get(f"{b.url}/v1/agents", params={"machine": "mainpc"})
-                return next((x["status"] for x in r.json()["agents"] if x["name"] == agent), None)
+                return next((x["last_status"] for x in r.json()["agents"] if x["name"] == agent), None)
 
             await wait_until_async(lambda: status_on_b("MemoryClient"), {"ok", None}, 20.0)
             names = ["MemoryClient", "KnowledgeBase", "ModelManagerSuite", "SessionMemoryManager"]

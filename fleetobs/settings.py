@@ -108,6 +108,14 @@ class FleetSettings(BaseSettings):
     probe_concurrency: int | None = Field(
         None, ge=1, le=4096, validation_alias=_env("FLEET_PROBE_CONCURRENCY"),
         description="probes in flight at once; unset: enough for a cycle of silent agents to fit")
+    # --- the status page (GET /, fleetobs status) ---
+    prometheus_url: str | None = Field(None, validation_alias=_env("FLEET_PROMETHEUS_URL"),
+                                       description="hub: Prometheus to link from the status page")
+    grafana_url: str | None = Field(None, validation_alias=_env("FLEET_GRAFANA_URL"),
+                                    description="hub: Grafana to link from the status page")
+    status_banner: str | None = Field(None, max_length=200, validation_alias=_env("FLEET_STATUS_BANNER"),
+                                      description="hub: a line shown atop the status page "
+                                                  "(fleetobs demo: 'simulated')")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
                                 validation_alias=_env("FLEET_MAX_BODY_BYTES"),
                                 description="hub: larger request bodies get 413")

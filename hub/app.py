@@ -2,9 +2,11 @@
 
 The clock, topology, settings, data dir and plugin factories are passed in, so tests
 build a hub on a fake clock in a temp dir and the CLI builds the production one.
-Plugins (hub/plugins.py) are created here: each one's router is mounted behind the
-same auth as the core API, its collectors go on the hub's own CollectorRegistry
-(never the global one), and it is started and stopped (with a deadline) by the lifespan.
+This module is the composition root: it holds the plugin list
+(:func:`plugin_factories`; the contract is hub/plugins.py, which imports no plugin)
+and creates them: each one's router is mounted behind the same auth as the core API,
+its collectors go on the hub's own CollectorRegistry (never the global one), and it is
+started and stopped (with a deadline) by the lifespan.
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ from fleetobs import __version__
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Topology
 from fleetobs.tracing import Tracing
-from hub.api import agents, discover, health, heartbeats
+from hub.api import agents, discover, health, heartbeats, status
 from hub.api.auth import authorize
+from hub.api.docs import docs_router
 from hub.api.middleware import BodyLimit, Timing
 from hub.clock import Clock
-from hub.plugins import HubPlugin, PluginFactory, plugin_factories
+from hub.gpu import gpu_plugin
+from hub.logs import logs_plugin
+from hub.plugins import HubPlugin, PluginFactory
+from hub.probing import probing_plugin
 from hub.service import Hub, HubConfig
+from hub.sync.plugin import sync_plugin
+
+
+def plugin_factories() -> list[PluginFactory]:
+    """Every plugin the production hub runs, in start order (stopped in reverse)."""
+    # --- plugins (one line each) ---
+    return [probing_plugin, logs_plugin, gpu_plugin, sync_plugin]
 
 
 def create_app(topology: Topology, settings: FleetSettings, *, machine: str | None = None,
@@ -53,13 +66,17 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
     app = FastAPI(
         title="fleetobs ObservabilityHub",
         version=__version__,
-        description="Heartbeats, liveness, discovery and metrics for one machine's agents.",
+        description="Heartbeats, liveness, discovery and metrics for one machine's agents. "
+                    "The status page is at /.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served with local assets (no CDN)
     )
     app.state.hub = hub
     app.state.plugins = plugins
     guarded = [Depends(authorize)]
     app.include_router(health.router)
+    app.include_router(docs_router(app.title))
+    app.include_router(status.router, dependencies=guarded)
     app.include_router(heartbeats.router, dependencies=guarded)
     app.include_router(agents.router, dependencies=guarded)
     app.include_router(discover.router, dependencies=guarded)
@@ -80,4 +97,4 @@ def hub_of(app: FastAPI) -> Hub:
     return hub
 
 
-__all__ = ["FleetSettings", "Hub", "HubConfig", "create_app", "hub_of"]
+__all__ = ["FleetSettings", "Hub", "HubConfig", "create_app", "hub_of", "plugin_factories"]

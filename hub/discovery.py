@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleetobs.settings import DiscoveryMode
+from fleetobs.topology.checks import http_port_clashes
 from fleetobs.topology.model import Agent, Topology
 from hub.registry import HUB_AGENT
 
@@ -66,12 +67,36 @@ def locate(agent: Agent, topology: Topology, machine: str, mode: DiscoveryMode) 
                     health_check_port=agent.health_check_port, metrics_port=metrics_port(agent))
 
 
+def not_http(topology: Topology, only_machine: str | None = None) -> list[dict[str, object]]:
+    """Agents whose /metrics port cannot be HTTP, with why (left out of service discovery).
+
+    BaseAgent serves /metrics on health_check_port + 1; where that port is another
+    agent's ZeroMQ socket (the real fleet: 22 on MainPC, 10 on PC2) a scrape would talk
+    HTTP to ZeroMQ. The hub serves its own /metrics on its port and is never left out.
+    """
+    out: list[dict[str, object]] = []
+    for (machine, name), clash in sorted(http_port_clashes(topology).items()):
+        agent = topology.agent_by_key[(machine, name)]
+        if name == HUB_AGENT or (only_machine is not None and machine != only_machine):
+            continue
+        who = ", ".join(f"{other}'s {kind}" for other, kind in clash)
+        out.append({"agent": name, "machine": machine, "group": agent.group or "",
+                    "port": agent.http_port,
+                    "reason": f"health_check_port + 1 = {agent.http_port} is {who} "
+                              f"(a ZeroMQ socket, not HTTP)"})
+    return out
+
+
 def prometheus_targets(topology: Topology, machine: str, mode: DiscoveryMode,
                        only_machine: str | None = None) -> list[dict[str, object]]:
-    """Prometheus ``http_sd_configs`` document: one target group per agent."""
+    """Prometheus ``http_sd_configs`` document: one target group per agent that can
+    serve HTTP /metrics (:func:`not_http` lists the others)."""
+    excluded = {(str(e["machine"]), str(e["agent"])) for e in not_http(topology, only_machine)}
     out: list[dict[str, object]] = []
     for agent in topology.agents:
         if only_machine is not None and agent.machine != only_machine:
+            continue
+        if agent.key in excluded:
             continue
         host = address_of(agent, topology, machine, mode)
         out.append({

@@ -1,13 +1,14 @@
 """The hub's one extension point: features beyond the core plug in here.
 
-Probing, the GPU view, log intake and (later) sync are plugins: each gets the
+Probing, the GPU view, log intake and sync are plugins: each gets the
 :class:`HubContext`, may add an API router and Prometheus collectors, and runs
-its background work between ``start`` and ``stop``. The app (hub/app.py) calls
-every factory in :data:`PLUGIN_FACTORIES`; a factory returns ``None`` when its
-feature is disabled by configuration.
+its background work between ``start`` and ``stop``. This module is only the
+contract: it imports no plugin (they import it). The app, the composition root,
+holds the list (:func:`hub.app.plugin_factories`) and calls every factory; a
+factory returns ``None`` when its feature is disabled by configuration.
 
 To add a plugin: write ``hub/<feature>.py`` with a factory and add ONE line to
-:data:`PLUGIN_FACTORIES` below.
+:func:`hub.app.plugin_factories`.
 """
 
 from __future__ import annotations
@@ -65,18 +66,3 @@ class HubPlugin(Protocol):
 
 
 PluginFactory = Callable[[HubContext], HubPlugin | None]
-
-
-def plugin_factories() -> list[PluginFactory]:
-    """Imported lazily so the hub core imports no plugin code it does not run."""
-    factories: list[PluginFactory] = []
-    # --- plugins (one line each) ---
-    from hub.probing import probing_plugin
-    factories.append(probing_plugin)
-    from hub.logs import logs_plugin
-    factories.append(logs_plugin)
-    from hub.gpu import gpu_plugin
-    factories.append(gpu_plugin)
-    from hub.sync.plugin import sync_plugin
-    factories.append(sync_plugin)
-    return factories

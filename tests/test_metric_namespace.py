@@ -14,7 +14,7 @@ import pytest
 from fleetobs.catalog import BY_NAME, CATALOG
 from fleetobs.settings import load_settings
 from fleetobs.testing.loki import LokiStandIn
-from hub.plugins import plugin_factories
+from hub.app import plugin_factories
 from hub.testing import HubHarness
 
 REPO = Path(__file__).resolve().parent.parent

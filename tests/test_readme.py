@@ -18,7 +18,14 @@ def test_quick_start_has_exactly_two_commands() -> None:
     commands = _quick_start_commands()
     assert len(commands) == 2
     assert all("\n" not in c for c in commands)
-    assert commands[0].endswith("fleetobs hub")
+    assert commands[0] == "pip install -e . && fleetobs demo"
+
+
+def test_the_production_command_is_documented_right_below() -> None:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    after_demo = section.split("fleetobs demo\n```", 1)[1].split("```sh", 1)[0]
+    assert "`fleetobs hub`" in after_demo and "/v1/fleet" in section
 
 
 def test_ci_runs_the_readme_test_command() -> None:

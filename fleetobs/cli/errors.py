@@ -11,6 +11,7 @@ import typer
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and found a problem (check errors, unhealthy agent)
 EXIT_USAGE = 2  # bad input: arguments, files, settings
+EXIT_UNREACHABLE = 3  # the target (an agent, the hub) did not answer at all
 
 
 class CLIError(Exception):

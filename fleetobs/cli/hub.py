@@ -35,6 +35,16 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def next_steps(url: str, machine: str, peers: list[str]) -> str:
+    """What a newcomer does next, printed once after the listening line."""
+    sync = ", ".join(peers) if peers else "none (FLEET_PEERS=none)"
+    return (f"fleetobs hub: status page {url}/ , fleet at a glance {url}/v1/fleet , API docs {url}/docs\n"
+            f"fleetobs hub: peers: {sync}\n"
+            f"fleetobs hub: {machine}'s agents show 'missing' until they report: start them (or their "
+            f"sidecar), or try `fleetobs demo` for a simulated fleet; `fleetobs status --hub {url}` "
+            f"sums it up\n")
+
+
 def hub(
     machine: str | None = typer.Option(
         None, "--machine", "-m",
@@ -52,7 +62,9 @@ def hub(
         help="Where the SQLite state lives [env FLEET_DATA_DIR; default ./.fleetobs]."),
     peer: list[str] | None = typer.Option(
         None, "--peer",
-        help="Peer hub URL to sync with, repeatable [env FLEET_PEERS, comma-separated]."),
+        help="Peer hub to sync with: URL or MACHINE=URL, repeatable; 'none': no peers "
+             "[env FLEET_PEERS, comma-separated; default: every other topology machine "
+             "at its address:hub_port]."),
 ) -> None:
     """Run the ObservabilityHub: heartbeats, liveness, discovery, /metrics."""
     # Heavy imports here so `fleetobs --help` stays fast.
@@ -75,10 +87,17 @@ def hub(
         fail(f"--machine/MACHINE_TYPE: {exc.args[0]}")
     if port is None:
         port = settings.hub_port if settings.hub_port is not None else hub_port
-    for url in settings.peer_urls():
-        scheme, _, rest = url.partition("://")
+    from hub.sync.peers import PeerConfigError, resolve_peers
+
+    try:
+        peers = resolve_peers(topo, settings.machine, settings.peer_urls())
+    except PeerConfigError as exc:
+        fail(f"--peer/FLEET_PEERS: {exc}")
+    for p in peers:
+        scheme, _, rest = p.url.partition("://")
         if scheme not in ("http", "https") or not rest.strip("/"):
-            fail(f"--peer/FLEET_PEERS: {url!r} is not an http(s) URL (example: http://pc2:9100)")
+            fail(f"--peer/FLEET_PEERS: {p.url!r} is not an http(s) URL (example: http://pc2:9100 "
+                 f"or pc2=http://10.0.0.2:9100)")
     level = settings.log_level.upper()
     if level not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
         fail(f"FLEET_LOG_LEVEL={settings.log_level!r}: use DEBUG, INFO, WARNING or ERROR")
@@ -115,8 +134,9 @@ def hub(
                             lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     # One parseable line, so scripts and tests can use --port 0.
-    sys.stderr.write(f"fleetobs hub: machine {settings.machine} listening on "
-                     f"http://{settings.bind_address}:{bound}\n")
+    url = f"http://{settings.bind_address}:{bound}"
+    sys.stderr.write(f"fleetobs hub: machine {settings.machine} listening on {url}\n")
+    sys.stderr.write(next_steps(url, settings.machine, [f"{p.machine} at {p.url}" for p in peers]))
     sys.stderr.flush()
     server.run(sockets=[sock])
     if not server.started:

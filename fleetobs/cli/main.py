@@ -9,12 +9,14 @@ import typer
 
 from fleetobs import __version__
 from fleetobs.cli import build as build_cmd
+from fleetobs.cli import demo as demo_cmd
 from fleetobs.cli import gpu_exporter as gpu_exporter_cmd
 from fleetobs.cli import heartbeat as heartbeat_cmd
 from fleetobs.cli import hub as hub_cmd
 from fleetobs.cli import probe as probe_cmd
 from fleetobs.cli import sidecar as sidecar_cmd
 from fleetobs.cli import simulate as simulate_cmd
+from fleetobs.cli import status as status_cmd
 from fleetobs.cli import topology as topology_cmd
 from fleetobs.cli.errors import EXIT_USAGE, CLIError, print_error
 from fleetobs.errors import InputError
@@ -24,6 +26,7 @@ from fleetobs.errors import InputError
 _ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
+_UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 app = typer.Typer(
     name="fleetobs",
@@ -31,6 +34,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat "[env X]" in option help and typer's rich
+    # layout shows "<bool>" for flags and cuts long defaults.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -52,11 +58,13 @@ def _root(
 app.add_typer(topology_cmd.app, name="topology")
 # Command modules register here, one line each (keep heavy imports inside the commands).
 # --- commands ---
+app.command("demo")(demo_cmd.demo)
 app.command("probe")(probe_cmd.probe)
 app.command("heartbeat")(heartbeat_cmd.heartbeat)
 app.command("sidecar")(sidecar_cmd.sidecar)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("hub")(hub_cmd.hub)
+app.command("status")(status_cmd.status)
 app.command("gpu-exporter")(gpu_exporter_cmd.gpu_exporter)
 app.command("build")(build_cmd.build)
 
@@ -75,6 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         print_error("aborted")
         return 130
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # A bare command group (`fleetobs`, `fleetobs topology`): show its help, exit 0.
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                typer.echo(ctx.get_help())
+            return 0
+        print_error(exc.format_message())  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     except _ClickException as exc:
         # Usage errors: click's own message, kept to one line.
         print_error(exc.format_message())  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """``fleetobs probe``: ask one agent how it is, the way the hub does (a compose healthcheck).
 
-Exit 0: it answered ok; 1: it answered degraded or error; 2: no answer (or bad input).
+Exit 0: it answered ok; 1: it answered degraded or error; 2: bad input; 3: no answer.
 One line of output either way. Heavy imports stay out: pyzmq or httpx load only for
 the protocol used, the topology only when TARGET is an agent name.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_with, fail
+from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, exit_with, fail
 from fleetobs.probe.result import ProbeResult, Protocol
 
 PROTOCOLS = ", ".join(p.value for p in Protocol)
@@ -88,7 +88,7 @@ def probe(
     topology: Path | None = typer.Option(
         None, "--topology", "-t", help="Topology YAML [env FLEET_TOPOLOGY]; default: the real fleet."),
 ) -> None:
-    """Probe one agent: exit 0 ok, 1 degraded/error, 2 no answer. One line of output."""
+    """Probe one agent: exit 0 ok, 1 degraded/error, 2 bad input, 3 no answer."""
     chosen: Protocol | None = None
     if protocol is not None:
         try:
@@ -108,5 +108,5 @@ def probe(
     result = asyncio.run(run_probe(host, port, chosen, timeout))
     typer.echo(label + result.summary())
     if not result.answered:
-        exit_with(EXIT_USAGE)
+        exit_with(EXIT_UNREACHABLE)
     exit_with(EXIT_OK if result.status == "ok" else EXIT_FAILED)

@@ -14,7 +14,8 @@ from fleetobs.cli.errors import EXIT_FAILED, EXIT_OK, exit_with, fail
 if TYPE_CHECKING:  # the models load pydantic: only commands that need them import them
     from fleetobs.topology.model import Topology
 
-app = typer.Typer(help="Import, show and check the fleet topology.", no_args_is_help=True)
+app = typer.Typer(help="Import, show and check the fleet topology.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 TOPOLOGY_OPTION = typer.Option(
     None, "--topology", "-t", envvar="FLEET_TOPOLOGY",
@@ -41,6 +42,8 @@ def import_(
     from fleetobs.topology.importer import import_topology
 
     for f in [*files, *([plan] if plan else [])]:
+        if f.is_dir():
+            fail(f"{f}: is a directory, expected a startup config or plan YAML file")
         if not f.is_file():
             fail(f"{f}: no such file")
     result = import_topology(files, plan=plan, env=dict(os.environ), port_offset=port_offset)
@@ -84,24 +87,33 @@ def show(
     if as_json:
         typer.echo(json.dumps(topology_json(t), indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
     mt = Table(title="Machines")
     for col in ("machine", "GPU", "GPU memory", "hub port", "address", "groups", "agents"):
         mt.add_column(col)
     for m in t.machines:
         mt.add_row(m.name, m.gpu_model or "-", f"{m.gpu_memory_gib:g} GiB", str(m.hub_port), m.address,
                    str(len(t.groups_on(m.name))), str(len(t.agents_on(m.name))))
-    console.print(mt)
+    gt = Table(title=f"Groups ({len(t.groups)})")
+    for col in ("group", "machine", "service", "stage", "GPU budget", "memory limit", "CPU limit", "agents"):
+        gt.add_column(col, no_wrap=True)
+    for g in sorted(t.groups, key=lambda g: (g.machine, g.startup_stage, g.name)):
+        gt.add_row(g.name, g.machine, g.service_name, str(g.startup_stage), f"{g.gpu_memory_budget_gib:g} GiB",
+                   f"{g.memory_limit_gib:g} GiB" if g.memory_limit_gib else "-",
+                   f"{g.cpu_limit:g}" if g.cpu_limit else "-", str(len(t.agents_in(g.name))))
     at = Table(title=f"Agents ({len(t.agents)})")
-    for col in ("agent", "machine", "group", "port", "health", "required", "probe", "dependencies"):
-        at.add_column(col)
+    for col in ("agent", "machine", "group"):
+        at.add_column(col, no_wrap=True)  # names are never cut: they are what people grep for
+    for col in ("port", "health", "required", "probe"):
+        at.add_column(col, no_wrap=True)
+    at.add_column("dependencies", overflow="fold")
     for a in sorted(t.agents, key=lambda a: (a.machine, a.group or "", a.name)):
         at.add_row(a.name, a.machine, a.group or "[red]unplaced[/red]", str(a.port), str(a.health_check_port),
                    "yes" if a.required else "no", a.probe.value, ", ".join(a.dependencies))
-    console.print(at)
+    from fleetobs.cli.tables import print_tables
+
+    print_tables([mt, gt, at])
 
 
 @app.command("check")
@@ -113,7 +125,9 @@ def check(
     from fleetobs.topology.checks import check_topology
     from fleetobs.topology.load import TopologyError
 
-    if topology is not None and not topology.is_file():
+    if topology is not None and topology.is_dir():
+        fail(f"{topology}: is a directory, expected a topology YAML file")
+    if topology is not None and not topology.exists():
         fail(f"{topology}: no such file")
     try:
         t = _load(topology)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-#: The real BaseAgent's health checks (shared/fixtures/real-fleet/README.md).
+#: The real BaseAgent's health checks (tests/fixtures/real-fleet/README.md).
 HEALTH_CHECKS = ("port_accessible", "redis_connected", "ready_signal")
 
 

@@ -1,4 +1,4 @@
-"""Find the real Prometheus-family binaries tests run; skip locally, fail in CI."""
+"""Find the real binaries tests run (Prometheus family, Chromium); skip locally, fail in CI."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "prometheus-pushgateway": "prometheus-pushgateway",
     "pushgateway": "prometheus-pushgateway",
+    "chromium": "chromium",
 }
 
 

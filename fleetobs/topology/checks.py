@@ -64,8 +64,30 @@ def check_duplicates(t: Topology) -> list[Finding]:
     ]
 
 
+def http_port_clashes(t: Topology) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Agents whose BaseAgent HTTP port (health_check_port + 1) is another agent's socket
+    on the same machine: ``(machine, agent) -> [(other agent, "port" | "health_check_port")]``.
+
+    On a shared host network that port is the other agent's ZeroMQ socket, so nothing
+    there can answer HTTP: Prometheus must not scrape it (hub.discovery leaves it out).
+    """
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for m in t.machines:
+        owners: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        agents = t.agents_on(m.name)
+        for a in agents:
+            owners[a.port].append((a.name, "port"))
+            owners[a.health_check_port].append((a.name, "health_check_port"))
+        for a in agents:
+            clash = [(n, kind) for n, kind in owners.get(a.http_port, []) if n != a.name]
+            if clash:
+                out[a.key] = clash
+    return out
+
+
 def check_ports(t: Topology) -> list[Finding]:
     out: list[Finding] = []
+    clashes = http_port_clashes(t)
     for m in t.machines:
         owners: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for a in t.agents_on(m.name):
@@ -79,13 +101,14 @@ def check_ports(t: Topology) -> list[Finding]:
         for a in t.agents_on(m.name):
             # BaseAgent serves HTTP on health_check_port + 1; on a shared host network that
             # port may be another agent's ZeroMQ socket.
-            clash = [(n, kind) for n, kind in owners.get(a.http_port, []) if n != a.name]
-            for other, kind in clash:
+            for other, kind in clashes.get(a.key, []):
                 out.append(Finding(
                     "http-port-collision", "warning",
                     f"{a.name} on {m.name} serves HTTP on health_check_port + 1 = {a.http_port}, "
-                    f"which is {other}'s {kind}",
-                    {"machine": m.name, "agent": a.name, "port": a.http_port, "other": other, "other_port": kind}))
+                    f"which is {other}'s {kind} (a ZeroMQ socket): left out of Prometheus "
+                    f"discovery (/v1/sd/prometheus)",
+                    {"machine": m.name, "agent": a.name, "port": a.http_port, "other": other, "other_port": kind,
+                     "prometheus_sd": "excluded"}))
     return out
 
 

@@ -25,7 +25,7 @@ def view(rec: Record, now: float) -> dict[str, Any]:
     return {
         "name": rec.name, "machine": rec.machine, "group": rec.group, "kind": str(rec.kind),
         "expected_machine": rec.expected_machine, "state": str(t.state),
-        "status": str(t.status) if seen else None, "reason": rec.reason,
+        "last_status": str(t.status) if seen else None, "reason": rec.reason,
         "source": str(rec.source) if rec.source is not None else None,
         "required": rec.required, "probe": str(rec.agent.probe) if rec.agent else None,
         "interval_seconds": t.interval,
@@ -59,13 +59,23 @@ async def list_agents(hub: Annotated[Hub, Depends(get_hub)], machine: NameQuery 
 
 
 @router.get("/v1/agents/{name}", response_model=AgentView,
-            responses={401: {"model": Problem}, 404: {"model": Problem}})
+            responses={401: {"model": Problem}, 404: {"model": Problem}},
+            summary="One agent: this machine's, else another machine's last known record "
+                    "(its owner and age) as sync holds it")
 async def get_agent(hub: Annotated[Hub, Depends(get_hub)],
-                    name: Annotated[str, Path(pattern=NAME_PATTERN)]) -> JSONResponse:
+                    name: Annotated[str, Path(pattern=NAME_PATTERN)],
+                    machine: NameQuery = None) -> JSONResponse:
     rec = hub.registry.get(name)
-    if rec is None:
-        elsewhere = sorted(a.machine for a in hub.topology.agents if a.name == name)
-        hint = (f"; the topology places it on {', '.join(elsewhere)}, judged by that "
-                f"machine's hub" if elsewhere else "")
-        raise HTTPException(status_code=404, detail=f"no agent {name!r} on {hub.machine}{hint}")
-    return JSONResponse(view(rec, hub.now()))
+    if rec is not None and machine in (None, hub.machine):
+        return JSONResponse(view(rec, hub.now()))
+    # Another machine's agent (ObservabilityHub runs on each: ?machine= picks one).
+    for row in hub.peer_agents() if hub.peer_agents is not None else ():
+        if row["name"] == name and machine in (None, row["machine"]):
+            return JSONResponse(row)
+    where = f" on {machine}" if machine else ""
+    elsewhere = sorted(a.machine for a in hub.topology.agents
+                       if a.name == name and machine in (None, a.machine))
+    hint = (f"; the topology places it on {', '.join(elsewhere)}, whose hub this one has no "
+            f"record from (sync is off)" if elsewhere else "")
+    raise HTTPException(status_code=404, detail=f"no agent {name!r}{where} known to the hub of "
+                                                f"{hub.machine}{hint}")

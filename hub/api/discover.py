@@ -6,14 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from fleetobs.topology.model import NAME_PATTERN
 from hub.api.deps import get_hub
 from hub.api.models import LocationView, Problem, SDTarget
-from hub.discovery import locate, prometheus_targets
+from hub.discovery import locate, not_http, prometheus_targets
 from hub.service import Hub
 
 router = APIRouter(tags=["discovery"])
+
+
+class SDLeftOut(BaseModel):
+    agent: str
+    machine: str
+    group: str
+    port: int = Field(description="the port a scrape would have used (health_check_port + 1)")
+    reason: str
+
+
+class SDExcluded(BaseModel):
+    count: int
+    excluded: list[SDLeftOut]
 
 
 @router.get("/v1/discover/{name}", response_model=LocationView,
@@ -41,13 +55,26 @@ async def discover(hub: Annotated[Hub, Depends(get_hub)],
     })
 
 
+MachineQuery = Annotated[str | None, Query(pattern=NAME_PATTERN,
+                                           description="only agents of this machine (default: all)")]
+
+
 @router.get("/v1/sd/prometheus", response_model=list[SDTarget],
             responses={401: {"model": Problem}},
-            summary="Prometheus HTTP service discovery: every agent's /metrics endpoint")
-async def sd_prometheus(hub: Annotated[Hub, Depends(get_hub)],
-                        machine: Annotated[str | None, Query(
-                            pattern=NAME_PATTERN,
-                            description="only agents of this machine (default: all)")] = None,
+            summary="Prometheus HTTP service discovery: every /metrics endpoint that can be HTTP "
+                    "(header X-Fleet-SD-Excluded: how many were left out, see /v1/sd/prometheus/excluded)")
+async def sd_prometheus(hub: Annotated[Hub, Depends(get_hub)], machine: MachineQuery = None,
                         ) -> JSONResponse:
+    excluded = len(not_http(hub.topology, machine))
     return JSONResponse(prometheus_targets(hub.topology, hub.machine,
-                                           hub.settings.discovery_mode, machine))
+                                           hub.settings.discovery_mode, machine),
+                        headers={"X-Fleet-SD-Excluded": str(excluded)})
+
+
+@router.get("/v1/sd/prometheus/excluded", response_model=SDExcluded,
+            responses={401: {"model": Problem}},
+            summary="Agents left out of Prometheus discovery, each with why")
+async def sd_excluded(hub: Annotated[Hub, Depends(get_hub)], machine: MachineQuery = None,
+                      ) -> JSONResponse:
+    excluded = not_http(hub.topology, machine)
+    return JSONResponse({"count": len(excluded), "excluded": excluded})

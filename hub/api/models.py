@@ -70,7 +70,9 @@ class AgentView(BaseModel):
     expected_machine: str | None = Field(description="for foreign agents: where the topology puts it")
     state: State | Literal["unknown"] = Field(
         description="unknown: another machine's agent whose hub cannot be heard (see last_state)")
-    status: Literal["ok", "degraded", "error"] | None = Field(description="what it last reported")
+    last_status: Literal["ok", "degraded", "error"] | None = Field(
+        description="the status it last reported (or its probe answered), however long ago: "
+                    "a down agent keeps the ok it said before it fell silent; null: never heard")
     reason: str | None
     source: str | None = Field(description="heartbeat, probe, sidecar, self or peer")
     required: bool

@@ -40,8 +40,9 @@ class MachineSummary(BaseModel):
 
 class PeerSummary(BaseModel):
     url: str
-    peer: str
-    machine: str | None
+    peer: str = Field(description="the fleet_peer_up label: the peer's machine")
+    machine: str = Field(description="the peer's machine, from configuration (known before it answers)")
+    answered: bool = Field(description="it answered at least once since this hub started")
     up: bool
     last_error: str | None
     last_success_age_seconds: float | None

@@ -25,6 +25,7 @@ from fleetobs.tracing import Tracing
 from hub.sync.gpus import GpuViews
 from hub.sync.merge import FleetView
 from hub.sync.peer import PeerLink, SyncConfig
+from hub.sync.peers import Peer
 from hub.sync.protocol import GpuSummary, HubIdentity
 from hub.sync.records import AgentFacts, OwnedRecords
 from hub.sync.server import SyncServer
@@ -63,7 +64,7 @@ class PeerGpus:
 
 class SyncEngine:
     def __init__(self, machine: str, epoch: int, *, clock: Callable[[], float],
-                 transport: Transport, peers: Sequence[str] = (), token: str | None = None,
+                 transport: Transport, peers: Sequence[Peer] = (), token: str | None = None,
                  config: SyncConfig | None = None,
                  known_machines: Iterable[str] | None = None,
                  tracing: Tracing = TRACING_DISABLED) -> None:
@@ -80,9 +81,13 @@ class SyncEngine:
         self._gpus_invalid: str | None = None
         self.server = SyncServer(self.fleet, self.identity, clock, token,
                                  on_restart=self._peer_restarted, gpus=self.gpus)
-        self.links = [PeerLink(url, self.owned, self.identity, transport, clock, self.config, token,
-                               tracing=tracing, gpus=self.gpu_summary)
-                      for url in dict.fromkeys(peers)]
+        # One link per peer machine; its machine is known from configuration (hub.sync.peers).
+        first: dict[str, Peer] = {}
+        for p in peers:
+            first.setdefault(p.machine, p)
+        self.links = [PeerLink(p.url, self.owned, self.identity, transport, clock, self.config, token,
+                               tracing=tracing, gpus=self.gpu_summary, machine=p.machine)
+                      for p in first.values()]
         self._wake = [asyncio.Event() for _ in self.links]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -112,7 +117,7 @@ class SyncEngine:
     def _peer_restarted(self, machine: str) -> None:
         """A peer restarted and lost what we sent: refill it now, not at the next push."""
         for link, ev in zip(self.links, self._wake, strict=True):
-            if link.peer is not None and link.peer.machine == machine:
+            if link.machine == machine:
                 link.needs_full = True
                 ev.set()
 
@@ -121,7 +126,7 @@ class SyncEngine:
         """Both directions work: our last exchange succeeded and the peer is heard."""
         now = self.clock()
         return (link.ok and now - link.last_ok <= self.config.stale_after_seconds
-                and link.peer is not None and self.fleet.fresh(link.peer.machine, now))
+                and self.fleet.fresh(link.machine, now))
 
     def peer_agents(self) -> list[PeerAgent]:
         now = self.clock()
@@ -170,8 +175,8 @@ class SyncEngine:
                              "data_age_seconds": round(now - view.last_heard, 3),
                              "epoch": view.epoch, "synced": view.synced,
                              "agents": len(view.records), "counts": dict(sorted(counts.items()))})
-        peers = [{"url": link.url, "peer": link.label,
-                  "machine": link.peer.machine if link.peer else None,
+        peers = [{"url": link.url, "peer": link.label, "machine": link.machine,
+                  "answered": link.peer is not None,
                   "up": self.peer_up(link), "last_error": link.last_error,
                   "last_success_age_seconds": (round(now - link.last_ok, 3)
                                                if link.last_ok > float("-inf") else None)}

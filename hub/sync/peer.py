@@ -107,8 +107,11 @@ class PeerLink:
     def __init__(self, url: str, owned: OwnedRecords, identity: Callable[[], HubIdentity],
                  transport: Transport, clock: Callable[[], float], config: SyncConfig,
                  token: str | None = None, tracing: Tracing = TRACING_DISABLED,
-                 gpus: Callable[[], GpuSummary | None] | None = None) -> None:
+                 gpus: Callable[[], GpuSummary | None] | None = None, *, machine: str) -> None:
         self.url = url
+        #: The peer's machine, from configuration (hub.sync.peers): the ``peer`` label from
+        #: the first second, whether or not it ever answers.
+        self.machine = machine
         self.netloc = urlsplit(url).netloc or url
         self.owned = owned
         self.identity = identity
@@ -141,8 +144,8 @@ class PeerLink:
 
     @property
     def label(self) -> str:
-        """The ``peer`` label: the peer's machine once known, else host:port."""
-        return self.peer.machine if self.peer is not None else self.netloc
+        """The ``peer`` label: the peer's machine (configured, never learned)."""
+        return self.machine
 
     def pending_material(self) -> bool:
         return self.owned.material_seq > self.cursor
@@ -237,6 +240,13 @@ class PeerLink:
         """Note who answered; True (and a reconciliation due) when the peer changed."""
         if receiver.machine == self.owned.owner:
             raise _FailedError("self_owner")  # a URL that points back at this hub
+        if receiver.machine != self.machine:
+            # The URL reaches another machine's hub than configured: never count it as this
+            # peer (its records still merge by their owner, on the receiving side).
+            if self.last_error != "wrong_machine":
+                logger.warning("sync: {} answers as {}, configured as {}'s hub", self.url,
+                               receiver.machine, self.machine)
+            raise _FailedError("wrong_machine")
         changed = self.peer is not None and (receiver.machine, receiver.epoch) != (
             self.peer.machine, self.peer.epoch)
         if changed:

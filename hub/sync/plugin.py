@@ -1,8 +1,9 @@
 """The sync plugin: versions this hub's agent records and syncs them with its peers.
 
 Peers come from ``--peer`` / FLEET_PEERS / the plan's endpoint variables
-(:meth:`fleetobs.settings.FleetSettings.peer_urls`). The plugin is always on: with
-no peers it still answers ``GET /v1/fleet`` (other machines' agents show as
+(:meth:`fleetobs.settings.FleetSettings.peer_urls`), else every other machine of the
+topology; each is mapped to its machine at start (hub.sync.peers). The plugin is always
+on: with no peers (``FLEET_PEERS=none``) it still answers ``GET /v1/fleet`` (other machines' agents show as
 ``unknown``) and accepts pushes from hubs that list this one.
 
 Local records reach the engine two ways: a full scan at start (restored state), then
@@ -34,6 +35,7 @@ from hub.sync.api import sync_router
 from hub.sync.engine import UNKNOWN, SyncEngine
 from hub.sync.metrics import SyncCollector
 from hub.sync.peer import SyncConfig
+from hub.sync.peers import resolve_peers
 from hub.sync.protocol import MAX_BODY_BYTES
 from hub.sync.records import AgentFacts, next_epoch
 from hub.sync.transport import HttpxTransport, Transport
@@ -105,7 +107,7 @@ class SyncPlugin:
             age = None if p.age_seconds is None else round(p.age_seconds, 3)
             rows.append({
                 "name": f.name, "machine": f.machine, "group": f.group, "kind": f.kind,
-                "expected_machine": elsewhere, "state": p.state, "status": f.status,
+                "expected_machine": elsewhere, "state": p.state, "last_status": f.status,
                 "reason": f.reason, "source": "peer", "required": f.required,
                 "probe": str(agent.probe) if agent is not None else None,
                 "interval_seconds": f.interval_seconds, "age_seconds": age,
@@ -121,7 +123,7 @@ class SyncPlugin:
             if a.machine not in heard:
                 rows.append({
                     "name": a.name, "machine": a.machine, "group": a.group, "kind": "expected",
-                    "expected_machine": None, "state": UNKNOWN, "status": None, "reason": None,
+                    "expected_machine": None, "state": UNKNOWN, "last_status": None, "reason": None,
                     "source": None, "required": a.required, "probe": str(a.probe),
                     "interval_seconds": a.heartbeat_interval_seconds, "age_seconds": None,
                     "last_seen": None, "state_since": None, "endpoint": None, "version": None,
@@ -148,6 +150,10 @@ class SyncPlugin:
                 rows.append({"machine": m.name, "fresh": self.engine.fleet.fresh(m.name, now),
                              "age_seconds": None, "summary": None})
         return rows
+
+    def fleet_summary(self) -> dict[str, Any]:
+        """The ``GET /v1/fleet`` body (the status page reads it too)."""
+        return self.engine.summary(self.local_counts(), self.topology_counts())
 
     def local_counts(self) -> Counter[str]:
         return Counter(str(rec.timing.state) for rec in self.records())
@@ -226,7 +232,8 @@ def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,
     engine = SyncEngine(
         ctx.machine, epoch, clock=ctx.now,
         transport=transport or HttpxTransport(cfg.timeout_seconds),
-        peers=settings.peer_urls(), token=settings.token, config=cfg,
+        peers=resolve_peers(ctx.topology, ctx.machine, settings.peer_urls()),
+        token=settings.token, config=cfg,
         known_machines=[m.name for m in ctx.topology.machines], tracing=ctx.tracing)
     engine.server.max_body_bytes = limit
     plugin = SyncPlugin(ctx, engine, lambda: registry, background=ctx.config.background)

@@ -33,6 +33,7 @@ import httpx
 
 from hub.sync.engine import SyncEngine
 from hub.sync.peer import SyncConfig
+from hub.sync.peers import Peer
 from hub.sync.server import SyncServer
 from hub.sync.transport import Reply, TransportError
 
@@ -161,7 +162,7 @@ class Cluster:
 
     def start(self, machine: str, epoch: int) -> SyncEngine:
         """(Re)start the hub of ``machine``: a new engine, empty of peer records."""
-        peers = [u for m, u in self.urls.items() if m != machine]
+        peers = [Peer(m, u) for m, u in self.urls.items() if m != machine]
         offset = self.skew.get(machine, 0.0)
         eng = SyncEngine(machine, epoch, clock=lambda: self.clock.monotonic() + offset,
                          transport=self.net.transport(machine), peers=peers, token=self.token,
@@ -209,7 +210,8 @@ class HubProcess:
     """A real ``fleetobs hub`` subprocess (for end-to-end sync tests and benchmarks).
 
     It listens on ``host`` at a free port (``--port 0``); the port is read from the
-    one line the CLI prints. ``kill()`` is SIGKILL (no shutdown, no final flush);
+    one line the CLI prints. ``peers`` are ``--peer`` values: ``NAME=URL`` names the
+    peer's machine (a proxy's URL matches no topology address). ``kill()`` is SIGKILL (no shutdown, no final flush);
     ``start()`` again reuses the data dir, as a restarted container would.
     """
 
@@ -233,11 +235,11 @@ class HubProcess:
         argv = [sys.executable, "-m", "fleetobs.cli.main", "hub", "--machine", self.machine,
                 "--host", self.host, "--port", "0", "--topology", str(self.topology),
                 "--data-dir", str(self.data_dir)]
-        for p in self.peers:
+        for p in self.peers or ["none"]:  # none: no default peers off the loopback
             argv += ["--peer", p]
         return argv
 
-    async def start(self, timeout: float = 20.0) -> HubProcess:
+    async def start(self, timeout: float = 60.0) -> HubProcess:  # a loaded CI box is slow
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
         env.update({"FLEET_PROBE_ENABLED": "false", "FLEET_LOG_LEVEL": "INFO", **self.env})
         self.data_dir.mkdir(parents=True, exist_ok=True)

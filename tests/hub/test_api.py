@@ -40,7 +40,7 @@ async def test_heartbeat_makes_agent_up_and_metric_1(tmp_path: Path) -> None:
         assert r.status_code == 200
         assert r.json() == {"accepted": ["MemoryClient"], "unknown": [], "foreign": [], "rejected": []}
         a = (await h.client.get("/v1/agents/MemoryClient")).json()
-        assert (a["state"], a["status"], a["source"], a["group"], a["required"], a["version"],
+        assert (a["state"], a["last_status"], a["source"], a["group"], a["required"], a["version"],
                 a["pid"], a["container"], a["age_seconds"]) == (
             "up", "ok", "heartbeat", "memory_stack", True, "2.0", 77, "memory-stack-1", 0.0)
         text = (await h.client.get("/metrics")).text
@@ -56,7 +56,7 @@ async def test_never_seen_agent_is_missing_with_up_0(tmp_path: Path) -> None:
         h.advance(120)
         assert await state_of(h, "KnowledgeBase") == "missing"
         a = (await h.client.get("/v1/agents/KnowledgeBase")).json()
-        assert a["age_seconds"] is None and a["status"] is None
+        assert a["age_seconds"] is None and a["last_status"] is None
         text = (await h.client.get("/metrics")).text
         kb = {"machine": "mainpc", "group": "memory_stack", "agent": "KnowledgeBase"}
         assert value(text, "fleet_agent_up", **kb) == 0
@@ -91,7 +91,7 @@ async def test_agent_reporting_error_is_degraded_and_alive(tmp_path: Path) -> No
         await h.client.post("/v1/heartbeats", json={"agent": "MemoryClient", "status": "error",
                                                     "reason": "redis down"})
         a = (await h.client.get("/v1/agents/MemoryClient")).json()
-        assert (a["state"], a["status"], a["reason"]) == ("degraded", "error", "redis down")
+        assert (a["state"], a["last_status"], a["reason"]) == ("degraded", "error", "redis down")
         text = (await h.client.get("/metrics")).text
         assert value(text, "fleet_agent_up", **MC) == 1
         assert value(text, "fleet_agent_state", **MC, state="degraded") == 1
@@ -173,7 +173,7 @@ async def test_hub_reports_itself_up(tmp_path: Path) -> None:
 async def test_unknown_agent_name_is_404(tmp_path: Path) -> None:
     async with HubHarness.build(tmp_path) as h:
         r = await h.client.get("/v1/agents/Nobody")
-        assert r.status_code == 404 and r.json()["detail"] == "no agent 'Nobody' on mainpc"
+        assert r.status_code == 404 and r.json()["detail"] == "no agent 'Nobody' known to the hub of mainpc"
         r = await h.client.get("/v1/agents/ResourceManager")
         assert r.status_code == 404 and "places it on pc2" in r.json()["detail"]
 

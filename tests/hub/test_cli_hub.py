@@ -28,6 +28,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     # Probing would hit real 127.0.0.1 ports, where other test runs may be answering:
     # keep liveness here a function of this test's heartbeats only.
     env["FLEET_PROBE_ENABLED"] = "false"
+    # No default peers: the topology's pc2 is a host name, and tests only reach loopback.
+    env["FLEET_PEERS"] = "none"
     env.update(extra)
     return env
 
@@ -84,6 +86,12 @@ def test_runs_on_embedded_defaults_and_survives_kill_9(tmp_path: Path) -> None:
         assert agents["MemoryClient"]["state"] == "up"
         assert agents["KnowledgeBase"]["state"] == "missing"
         assert agents["ObservabilityHub"]["state"] == "up"
+        # A newcomer is told what to do next, and / is the status page (it was a 404).
+        log = next(tmp_path.glob("hub-*.log")).read_text()
+        assert f"status page {url}/ , fleet at a glance {url}/v1/fleet" in log
+        assert "fleetobs demo" in log and f"fleetobs status --hub {url}" in log
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200 and "KnowledgeBase" in page.text and "never heard" in page.text
         metrics = httpx.get(f"{url}/metrics").text
         assert 'fleet_agent_up{machine="mainpc",group="memory_stack",agent="MemoryClient"} 1' in metrics
         assert 'fleet_agent_up{machine="mainpc",group="memory_stack",agent="KnowledgeBase"} 0' in metrics

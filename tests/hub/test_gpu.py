@@ -23,9 +23,9 @@ from fleetobs.settings import FleetSettings, load_settings
 from fleetobs.topology.load import load_topology
 from fleetobs.topology.model import GIB, Agent, Topology
 from fleetobs.tracing import DISABLED as TRACING_DISABLED
+from hub.app import plugin_factories
 from hub.gpu import GpuPlugin, gpu_plugin
 from hub.observation import Observation
-from hub.plugins import plugin_factories
 from hub.testing import HubHarness
 
 FLEET = load_topology(None)

@@ -10,8 +10,8 @@ from loguru import logger
 
 from fleetobs.settings import load_settings
 from fleetobs.testing.loki import LokiStandIn
+from hub.app import plugin_factories
 from hub.logs import logs_plugin
-from hub.plugins import plugin_factories
 from hub.service import HubConfig
 from hub.testing import HubHarness
 

@@ -16,9 +16,9 @@ from prometheus_client.registry import Collector
 
 from fleetobs.settings import load_settings
 from fleetobs.topology.load import load_topology
-from hub.app import create_app, hub_of
+from hub.app import create_app, hub_of, plugin_factories
 from hub.observation import Observation, Source, Status
-from hub.plugins import HubContext, HubPlugin, plugin_factories
+from hub.plugins import HubContext, HubPlugin
 from hub.service import HubConfig
 from hub.store import Store
 from hub.testing import HubHarness
@@ -140,7 +140,7 @@ async def test_hanging_plugin_stop_is_bounded(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_default_app_loads_registered_plugins(tmp_path: Path) -> None:
-    """create_app without ``factories`` calls hub.plugins.plugin_factories()."""
+    """create_app without ``factories`` calls hub.app.plugin_factories()."""
 
     app = create_app(load_topology(None), load_settings({}), data_dir=tmp_path,
                      config=HubConfig(background=False))

@@ -52,7 +52,7 @@ async def test_hubs_show_the_states_the_simulator_was_told_to_produce(tmp_path: 
     specs = specs_from_topology(base, ["mainpc", "pc2"], plan, PortPlan(ephemeral=True),
                                 slow_seconds=0.05)
     assert len(specs) == 75
-    settings = load_settings({"SERVICE_DISCOVERY_MODE": "host", "FLEET_PROBE_INTERVAL": "30",
+    settings = load_settings({"SERVICE_DISCOVERY_MODE": "host", "FLEET_PEERS": "none", "FLEET_PROBE_INTERVAL": "30",
                               "FLEET_PROBE_TIMEOUT": "0.5"})
     async with SimulatedFleet(specs, http=False) as fleet:
         assert not fleet.report.failed
@@ -74,7 +74,7 @@ async def test_hubs_show_the_states_the_simulator_was_told_to_produce(tmp_path: 
     for spec in specs:
         view = views[spec.machine][spec.name]
         state, status = expected(spec.behaviour)
-        assert (spec.name, view["state"], view["status"]) == (spec.name, state, status)
+        assert (spec.name, view["state"], view["last_status"]) == (spec.name, state, status)
         if status is not None:
             assert view["source"] == "probe"
         else:  # why it is silent is visible at /v1/probes

@@ -17,7 +17,7 @@ from hub.app import create_app
 
 @pytest.mark.asyncio
 async def test_heartbeat_reaches_the_hub_and_shows_in_its_agent_list(tmp_path: Path) -> None:
-    settings = load_settings({"FLEET_PROBE_ENABLED": "false"})
+    settings = load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"})
     app = create_app(load_topology(None), settings, machine="mainpc", data_dir=tmp_path)
     async with serve_app(app) as url:
         rc, out, err = await run_cli("heartbeat", "NLUAgent", "--status", "degraded",
@@ -30,7 +30,7 @@ async def test_heartbeat_reaches_the_hub_and_shows_in_its_agent_list(tmp_path: P
         rc2, out2, _ = await run_cli("heartbeat", "Mystery", env={"FLEET_HUB_URL": url})
         rc3, out3, _ = await run_cli("heartbeat", "bad name!", env={"FLEET_HUB_URL": url})
     nlu = next(a for a in agents if a["name"] == "NLUAgent")
-    assert (nlu["status"], nlu["reason"], nlu["source"]) == ("degraded", "warming up", "heartbeat")
+    assert (nlu["last_status"], nlu["reason"], nlu["source"]) == ("degraded", "warming up", "heartbeat")
     assert nlu["details"] == {"queue": 4}
     assert rc2 == 0 and "(unknown to the topology)" in out2
     assert rc3 == 1 and out3.startswith(f"not sent: bad name! to {url}: hub answered HTTP 422: body.agent")

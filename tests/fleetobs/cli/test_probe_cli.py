@@ -24,7 +24,7 @@ HEAVY = ("fastapi", "starlette", "uvicorn", "httpx", "pynvml", "opentelemetry", 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("behaviour", "code", "first_word"), [
     (Behaviour.OK, 0, "ok"), (Behaviour.DEGRADED, 1, "degraded"), (Behaviour.ERROR, 1, "error"),
-    (Behaviour.GARBAGE, 1, "invalid_reply"), (Behaviour.SILENT, 2, "timeout"),
+    (Behaviour.GARBAGE, 1, "invalid_reply"), (Behaviour.SILENT, 3, "timeout"),
 ])
 async def test_exit_code_and_one_line_per_answer(behaviour: Behaviour, code: int,
                                                  first_word: str) -> None:
@@ -45,7 +45,8 @@ async def test_http_protocol_and_refused() -> None:
         rc, out, _ = await run_cli("probe", f"127.0.0.1:{agent.http_port}", "--protocol", "http")
     assert rc == 1 and out.startswith(f"degraded http://127.0.0.1:{agent.http_port}/health")
     rc, out, _ = await run_cli("probe", f"127.0.0.1:{agent.http_port}", "-p", "http")
-    assert rc == 2 and out.startswith("refused ")
+    # No answer is 3, never 2: 2 is bad usage (and Docker reserves it in healthchecks).
+    assert rc == 3 and out.startswith("refused ")
 
 
 @pytest.mark.asyncio
@@ -96,7 +97,8 @@ async def test_the_hub_agent_is_probed_over_its_http_health(tmp_path: Path) -> N
     from fleetobs.topology.load import load_topology
     from hub.app import create_app
 
-    app = create_app(load_topology(None), load_settings({"FLEET_PROBE_ENABLED": "false"}), data_dir=tmp_path)
+    app = create_app(load_topology(None), load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"}),
+                     data_dir=tmp_path)
     async with serve_app(app) as url:
         port = int(url.rsplit(":", 1)[1])
         topo = tmp_path / "t.yaml"

@@ -33,7 +33,7 @@ async def test_one_cycle_reaches_the_hub_as_a_batch(tmp_path: Path) -> None:
              if s.name in names]
     async with SimulatedFleet(specs) as fleet:
         topo = fleet.topology(base)
-        app = create_app(topo, load_settings({"FLEET_PROBE_ENABLED": "false"}), machine="pc2",
+        app = create_app(topo, load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"}), machine="pc2",
                          data_dir=tmp_path)
         async with serve_app(app) as url:
             sidecar = Sidecar([probe_target(a, "127.0.0.1") for a in topo.agents_in(GROUP)], url,
@@ -47,10 +47,10 @@ async def test_one_cycle_reaches_the_hub_as_a_batch(tmp_path: Path) -> None:
                 agents = {a["name"]: a for a in (await client.get("/v1/agents")).json()["agents"]}
     assert (cycle.probed, cycle.answered, cycle.delivered) == (3, 2, True)
     degraded, silent, ok = (agents[n] for n in names)
-    assert (degraded["status"], degraded["reason"]) == ("degraded", "health_checks.ready_signal=false")
+    assert (degraded["last_status"], degraded["reason"]) == ("degraded", "health_checks.ready_signal=false")
     assert degraded["source"] == "sidecar" and degraded["details"]["outcome"] == "degraded"
     assert degraded["container"] == "vision-dream-gpu"
-    assert ok["status"] == "ok" and ok["source"] == "sidecar"
+    assert ok["last_status"] == "ok" and ok["source"] == "sidecar"
     assert silent["state"] == "missing"  # no answer: nothing sent, silence judged by the hub
 
 

@@ -59,7 +59,8 @@ def test_http_port_collision_is_a_warning_naming_both_agents() -> None:
     assert report.ok
     (f,) = report.warnings
     assert f.code == "http-port-collision"
-    assert f.message == "A on m serves HTTP on health_check_port + 1 = 1101, which is B's health_check_port"
+    assert f.message == ("A on m serves HTTP on health_check_port + 1 = 1101, which is B's health_check_port "
+                         "(a ZeroMQ socket): left out of Prometheus discovery (/v1/sd/prometheus)")
 
 
 def test_unknown_dependency_is_an_error() -> None:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from hub.sync.api import sync_router
 from hub.sync.engine import SyncEngine
 from hub.sync.peer import SyncConfig
+from hub.sync.peers import Peer
 from hub.sync.records import AgentFacts
 from hub.sync.transport import HttpxTransport, TransportError
 from hub.testing import FakeClock
@@ -24,7 +25,7 @@ from hub.testing import FakeClock
 TOKEN = "tok"
 
 
-def engine(machine: str, clock: FakeClock, peers: tuple[str, ...] = (),
+def engine(machine: str, clock: FakeClock, peers: tuple[Peer, ...] = (),
            token: str | None = TOKEN) -> SyncEngine:
     return SyncEngine(machine, 5, clock=clock.monotonic, transport=HttpxTransport(2.0),
                       peers=peers, token=token, config=SyncConfig(),
@@ -60,7 +61,7 @@ async def pc2() -> AsyncIterator[tuple[SyncEngine, str, FakeClock]]:
 @pytest.mark.asyncio
 async def test_a_hub_syncs_to_a_real_http_peer(pc2: tuple[SyncEngine, str, FakeClock]) -> None:
     receiver, url, clock = pc2
-    sender = engine("mainpc", clock, peers=(url,))
+    sender = engine("mainpc", clock, peers=(Peer("pc2", url),))
     sender.put(AgentFacts(name="a", machine="mainpc", state="down", interval_seconds=5.0),
                clock.monotonic() - 2.0)
     try:

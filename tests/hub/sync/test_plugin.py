@@ -107,7 +107,7 @@ async def test_agents_lists_peer_agents_then_unknown_when_the_peer_goes_silent(
         rows = (await pc2.client.get("/v1/agents", params={"machine": "mainpc"})).json()["agents"]
         assert len(rows) == 54 and {r["machine"] for r in rows} == {"mainpc"}
         mms = next(r for r in rows if r["name"] == "ModelManagerSuite")
-        assert (mms["state"], mms["status"], mms["reason"]) == ("degraded", "error", "oom")
+        assert (mms["state"], mms["last_status"], mms["reason"]) == ("degraded", "error", "oom")
         assert (mms["source"], mms["owner"], mms["owner_source"]) == ("peer", "mainpc", "heartbeat")
         assert mms["age_seconds"] == pytest.approx(0.3, abs=0.01)
         assert mms["group"] and mms["probe"]
@@ -130,6 +130,38 @@ async def test_agents_lists_peer_agents_then_unknown_when_the_peer_goes_silent(
 
 
 @pytest.mark.asyncio
+async def test_one_agent_of_the_other_machine_answers_with_its_last_record_owner_and_age(
+        tmp_path: Path) -> None:
+    async with pair(tmp_path) as (main, pc2, _net):
+        before = await pc2.client.get("/v1/agents/ModelManagerSuite")
+        assert before.status_code == 200  # never heard: known from the topology, owner named
+        assert (before.json()["state"], before.json()["owner"]) == ("unknown", "mainpc")
+        await main.client.post("/v1/heartbeats", json={"agent": "ModelManagerSuite",
+                                                      "status": "degraded", "reason": "warming"})
+        main.advance(0.5)
+        await sync(main, pc2)
+        a = (await pc2.client.get("/v1/agents/ModelManagerSuite")).json()
+        assert (a["machine"], a["owner"], a["source"], a["state"], a["reason"]) == (
+            "mainpc", "mainpc", "peer", "degraded", "warming")
+        assert a["age_seconds"] == pytest.approx(0.5, abs=0.01)
+        # the name runs on both machines: ?machine= picks, the local one comes first
+        both = [(await pc2.client.get("/v1/agents/ObservabilityHub", params=p)).json()["machine"]
+                for p in ({}, {"machine": "mainpc"})]
+        assert both == ["pc2", "mainpc"]
+        assert (await pc2.client.get("/v1/agents/Nobody")).status_code == 404
+
+
+@pytest.mark.asyncio
+async def test_a_silent_agent_reads_last_status_not_status(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (main, _pc2, _net):
+        await main.client.post("/v1/heartbeats", json={"agent": "NLUAgent", "interval_seconds": 1})
+        main.advance(4)
+        a = (await main.client.get("/v1/agents/NLUAgent")).json()
+        assert (a["state"], a["last_status"]) == ("down", "ok")
+        assert "status" not in a  # a down agent never reads "status": "ok"
+
+
+@pytest.mark.asyncio
 async def test_before_any_contact_a_peer_machines_agents_are_listed_unknown(tmp_path: Path) -> None:
     async with pair(tmp_path) as (_, pc2, _net):
         rows = (await pc2.client.get("/v1/agents", params={"machine": "mainpc"})).json()["agents"]
@@ -146,7 +178,7 @@ def test_cli_refuses_a_peer_that_is_not_an_http_url(capsys: pytest.CaptureFixtur
 
 @pytest.mark.asyncio
 async def test_without_peers_sync_costs_the_heartbeat_path_nothing(tmp_path: Path) -> None:
-    settings = load_settings({"FLEET_PROBE_ENABLED": "false"})
+    settings = load_settings({"FLEET_PROBE_ENABLED": "false", "FLEET_PEERS": "none"})
     async with HubHarness.build(tmp_path, settings=settings, factories=[sync_plugin]) as h:
         assert h.hub.listeners == []
         assert len(plugin(h).engine.owned) == 0

@@ -72,7 +72,7 @@ async def mesh(tmp_path: Path, machines: list[str],
             if a != b:  # listens on b's address, forwards to b's hub once it has a port
                 proxies[(a, b)] = await FaultProxy(HOSTS[b], HOSTS[b], 0).start()
     hubs = {m: HubProcess(m, HOSTS[m], topo, tmp_path / m,
-                          peers=[proxies[(m, b)].url for b in machines if b != m],
+                          peers=[f"{b}={proxies[(m, b)].url}" for b in machines if b != m],
                           env={"FLEET_TOKEN": TOKEN, "FLEET_SYNC_STALE_AFTER": str(STALE),
                                "FLEET_TEST_CLOCK_SKEW_SECONDS": str((skew or {}).get(m, 0.0))})
             for m in machines}
