@@ -19,9 +19,11 @@ from fleetobs import __version__
 from fleetobs.settings import FleetSettings
 from fleetobs.topology.model import Topology
 from fleetobs.tracing import Tracing
-from hub.api import agents, discover, health, heartbeats
+from hub.api import agents, discover, docs, health, heartbeats
 from hub.api.auth import authorize
-from hub.api.middleware import BodyLimit, Timing
+from hub.api.media import require_json
+from hub.api.middleware import BodyLimit, RequestEdges, Timing
+from hub.api.responses import SafeJSONResponse
 from hub.clock import Clock
 from hub.plugins import HubPlugin, PluginFactory, plugin_factories
 from hub.service import Hub, HubConfig
@@ -55,11 +57,15 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
         version=__version__,
         description="Heartbeats, liveness, discovery and metrics for one machine's agents.",
         lifespan=lifespan,
+        # Served by hub.api.docs behind the read guard instead of FastAPI's open routes.
+        openapi_url=None, docs_url=None, redoc_url=None,
+        default_response_class=SafeJSONResponse,
     )
     app.state.hub = hub
     app.state.plugins = plugins
-    guarded = [Depends(authorize)]
+    guarded = [Depends(authorize), Depends(require_json)]
     app.include_router(health.router)
+    app.include_router(docs.router, dependencies=[Depends(authorize)])
     app.include_router(heartbeats.router, dependencies=guarded)
     app.include_router(agents.router, dependencies=guarded)
     app.include_router(discover.router, dependencies=guarded)
@@ -69,7 +75,9 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
             app.include_router(router, dependencies=guarded)
         for collector in plugin.collectors():
             hub.metrics_registry.register(collector)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, counters=hub.counters)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, counters=hub.counters,
+                       body_timeout=settings.http_body_timeout_seconds)
+    app.add_middleware(RequestEdges)
     app.add_middleware(Timing, counters=hub.counters)
     return app
 
