@@ -119,6 +119,13 @@ class FleetSettings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
                                 validation_alias=_env("FLEET_MAX_BODY_BYTES"),
                                 description="hub: larger request bodies get 413")
+    http_idle_timeout_seconds: float = Field(
+        10.0, ge=0.1, le=3600, validation_alias=_env("FLEET_HTTP_IDLE_TIMEOUT"),
+        description="hub: close a connection without a complete request head this long after "
+                    "it opened or after its last response")
+    http_body_timeout_seconds: float = Field(
+        30.0, ge=0.1, le=3600, validation_alias=_env("FLEET_HTTP_BODY_TIMEOUT"),
+        description="hub: a request body not complete this long after its head gets 408")
 
     # --- GPU exporter (exporters/, fleetobs gpu-exporter) and the hub's GPU view ---
     gpu_exporter_port: int = Field(9400, ge=0, le=65535, validation_alias=_env("FLEET_GPU_EXPORTER_PORT"),
@@ -146,6 +153,15 @@ class FleetSettings(BaseSettings):
     @classmethod
     def _size(cls, v: Any) -> Any:
         return parse_size(v) if isinstance(v, str) else v
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        # An empty token silently meant "no auth": refuse it, so a templating slip
+        # (FLEET_TOKEN=${UNSET}) cannot open a hub that was meant to be closed.
+        if v is not None and not v.strip():
+            raise ValueError("set but empty: unset it for no token, or set a token")
+        return v
 
     @field_validator("peers", mode="before")
     @classmethod

@@ -24,7 +24,9 @@ from fleetobs.tracing import Tracing
 from hub.api import agents, discover, health, heartbeats, status
 from hub.api.auth import authorize
 from hub.api.docs import docs_router
-from hub.api.middleware import BodyLimit, Timing
+from hub.api.media import require_json
+from hub.api.middleware import BodyLimit, RequestEdges, Timing
+from hub.api.responses import SafeJSONResponse
 from hub.clock import Clock
 from hub.gpu import gpu_plugin
 from hub.logs import logs_plugin
@@ -69,13 +71,16 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
         description="Heartbeats, liveness, discovery and metrics for one machine's agents. "
                     "The status page is at /.",
         lifespan=lifespan,
-        docs_url=None, redoc_url=None,  # /docs is served with local assets (no CDN)
+        # Served by hub.api.docs (local assets, no CDN) behind the read guard instead of
+        # FastAPI's open routes.
+        openapi_url=None, docs_url=None, redoc_url=None,
+        default_response_class=SafeJSONResponse,
     )
     app.state.hub = hub
     app.state.plugins = plugins
-    guarded = [Depends(authorize)]
+    guarded = [Depends(authorize), Depends(require_json)]
     app.include_router(health.router)
-    app.include_router(docs_router(app.title))
+    app.include_router(docs_router(app.title), dependencies=[Depends(authorize)])
     app.include_router(status.router, dependencies=guarded)
     app.include_router(heartbeats.router, dependencies=guarded)
     app.include_router(agents.router, dependencies=guarded)
@@ -86,7 +91,9 @@ def create_app(topology: Topology, settings: FleetSettings, *, machine: str | No
             app.include_router(router, dependencies=guarded)
         for collector in plugin.collectors():
             hub.metrics_registry.register(collector)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, counters=hub.counters)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, counters=hub.counters,
+                       body_timeout=settings.http_body_timeout_seconds)
+    app.add_middleware(RequestEdges)
     app.add_middleware(Timing, counters=hub.counters)
     return app
 

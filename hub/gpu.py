@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleetobs.topology.model import NAME_PATTERN
+from hub.api.models import CleanText
 from hub.plugins import HubContext, HubPlugin
 from hub.service import Hub
 from hub.tasks import cancel_and_wait
@@ -41,13 +42,13 @@ STALE_AFTER_POLLS = 3
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class ExporterGpu(_Lenient):
     index: int = Field(ge=0)
-    uuid: str
-    name: str
+    uuid: CleanText
+    name: CleanText
     memory_total_bytes: int | None = Field(None, ge=0)
     memory_used_bytes: int | None = Field(None, ge=0)
     memory_reserved_bytes: int | None = Field(None, ge=0)
@@ -56,19 +57,19 @@ class ExporterGpu(_Lenient):
 
 
 class ExporterGroup(_Lenient):
-    group: str
+    group: CleanText
     used_bytes: int = Field(ge=0)
 
 
 class ExporterNvml(_Lenient):
     up: bool
-    reason: str | None = None
+    reason: CleanText | None = None
 
 
 class ExporterView(_Lenient):
     """The part of the exporter's ``/v1/gpus`` the hub relies on."""
 
-    machine: str
+    machine: CleanText
     age_seconds: float = Field(ge=0)
     nvml: ExporterNvml
     gpus: tuple[ExporterGpu, ...] = ()
@@ -135,7 +136,8 @@ class GpuPlugin:
         try:
             response = await self._client.get("/v1/gpus")
             response.raise_for_status()
-            view = ExporterView.model_validate(response.json())
+            # Parsed by pydantic from bytes: bounded nesting, no lone surrogates, no NaN.
+            view = ExporterView.model_validate_json(response.content)
         except httpx.HTTPStatusError as exc:
             return self._fail(f"exporter answered HTTP {exc.response.status_code}")
         except httpx.HTTPError as exc:

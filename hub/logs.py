@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from fleetobs.logs.model import LEVEL_NAMES, SEVERITIES, LogEntry, StreamLabels
 from fleetobs.logs.shipper import LogShipper, ShipperConfig
 from fleetobs.logs.sinks import SKIP, add_loguru_sink
+from fleetobs.sanitize import clean_text
 from fleetobs.topology.model import NAME_RE, Agent
 from hub.api.auth import token_ok
 from hub.plugins import HubContext, HubPlugin
@@ -51,6 +52,29 @@ class IntakeLimits:
     max_fields: int = 32
     max_field_chars: int = 4096
     future_tolerance_seconds: float = 600.0  # Loki's creation_grace_period
+
+
+_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["agent", "level", "message"],
+    "properties": {
+        "agent": {"type": "string", "description": "an agent of the topology"},
+        "machine": {"type": "string", "description": "its machine, when the name is on several"},
+        "level": {"type": "string", "enum": sorted(LEVEL_NAMES)},
+        "message": {"type": "string"},
+        "timestamp": {"description": "RFC 3339 string or epoch seconds (default: now)",
+                      "anyOf": [{"type": "string"}, {"type": "number"}]},
+        "fields": {"type": "object", "description": "key -> string, number, boolean or null"},
+    },
+}
+_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "array", "items": _ENTRY_SCHEMA}}}}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not JSON"},
+    401: {"description": "missing or wrong bearer token (FLEET_TOKEN)"},
+    413: {"description": "the body is over the size limit, or has too many entries"},
+    415: {"description": "Content-Type is not application/json"},
+    422: {"description": "entries that are not valid log lines, each named"},
+}
 
 
 class _InvalidError(Exception):
@@ -78,7 +102,7 @@ class LogsPlugin:
     def router(self) -> APIRouter | None:
         router = APIRouter(tags=["logs"])
 
-        @router.post("/v1/logs", status_code=202,
+        @router.post("/v1/logs", status_code=202, responses=_RESPONSES, openapi_extra=_BODY,
                      summary="Ship agents' log lines to Loki with their machine and group")
         async def post_logs(request: Request) -> JSONResponse:
             self._authorize(request)
@@ -137,6 +161,8 @@ class LogsPlugin:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPException(400, f"body is not JSON: {exc}") from None
+        except RecursionError:
+            raise HTTPException(400, "body is not JSON this hub reads: nested too deeply") from None
         if not isinstance(doc, list):
             raise HTTPException(422, "body must be a JSON array of log entries")
         if len(doc) > self.limits.max_entries:
@@ -173,6 +199,7 @@ class LogsPlugin:
             raise _InvalidError(f"{where}.message", "required, a string")
         if len(message) > lim.max_message_chars:
             raise _InvalidError(f"{where}.message", f"{len(message)} characters; at most {lim.max_message_chars}")
+        message = clean_text(message)  # json.loads lets lone surrogates and NUL through
         ts_ns = self._timestamp(f"{where}.timestamp", item.get("timestamp"), received_ns)
         fields = self._fields(f"{where}.fields", item.get("fields"))
         stream = self._stream_for(agent)
@@ -199,8 +226,12 @@ class LogsPlugin:
         if isinstance(value, bool):
             raise _InvalidError(where, "RFC 3339 string or epoch seconds, not a boolean")
         if isinstance(value, int | float):
-            if not math.isfinite(value):
-                raise _InvalidError(where, "must be finite")
+            try:
+                finite = math.isfinite(value) and abs(value) < 1e12
+            except OverflowError:  # an integer beyond any float
+                finite = False
+            if not finite:
+                raise _InvalidError(where, "must be a finite number of seconds since 1970")
             ts_ns = int(value * 1e9)
         elif isinstance(value, str):
             try:
@@ -227,15 +258,21 @@ class LogsPlugin:
             raise _InvalidError(where, "an object of key -> string/number/boolean/null")
         if len(value) > lim.max_fields:
             raise _InvalidError(where, f"{len(value)} fields; at most {lim.max_fields}")
+        out: dict[str, Any] = {}
         for k, v in value.items():
-            if not _FIELD_KEY.match(k):
+            if not _FIELD_KEY.fullmatch(k):
                 raise _InvalidError(f"{where}.{k}", "keys are identifiers of at most 64 characters")
             if isinstance(v, str):
                 if len(v) > lim.max_field_chars:
                     raise _InvalidError(f"{where}.{k}", f"{len(v)} characters; at most {lim.max_field_chars}")
-            elif not (v is None or isinstance(v, bool | int) or (isinstance(v, float) and math.isfinite(v))):
+                out[k] = clean_text(v)
+                continue
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63:
+                raise _InvalidError(f"{where}.{k}", "integers must fit in 64 bits")
+            if not (v is None or isinstance(v, bool | int) or (isinstance(v, float) and math.isfinite(v))):
                 raise _InvalidError(f"{where}.{k}", "values are strings, numbers, booleans or null")
-        return dict(value)
+            out[k] = v
+        return out
 
     def _stream_for(self, agent: Agent) -> StreamLabels:
         s = self._streams.get(agent.key)
@@ -259,7 +296,8 @@ class DisabledLogsPlugin:
     def router(self) -> APIRouter | None:
         router = APIRouter(tags=["logs"])
 
-        @router.post("/v1/logs", status_code=202, responses={404: {"description": self.DETAIL}})
+        @router.post("/v1/logs", status_code=202, openapi_extra=_BODY,
+                     responses={404: {"description": self.DETAIL}, 415: _RESPONSES[415]})
         async def post_logs() -> JSONResponse:
             return JSONResponse({"detail": self.DETAIL}, status_code=404)
 

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from fleetobs import catalog
 from hub.liveness import ALIVE, STATES, StallGuard, State
 from hub.registry import Kind, Record
+from hub.runtime import OpenFiles
 
 _INF = float("inf")
 
@@ -157,6 +158,8 @@ class HubCounters:
     received: Counter[str] = field(default_factory=Counter)  # by source
     rejected: Counter[str] = field(default_factory=Counter)  # by reason
     flushes: Counter[str] = field(default_factory=Counter)  # by outcome
+    flush_failures: Counter[str] = field(default_factory=Counter)  # by reason (hub.store.REASONS)
+    timeouts: Counter[str] = field(default_factory=Counter)  # HTTP, by phase (head, body)
     requests: RequestStats = field(default_factory=RequestStats)
 
 
@@ -171,8 +174,10 @@ class HubCollector(Collector):
 
     def __init__(self, machine: str, counters: HubCounters, guard: StallGuard,
                  unknown_agents: Callable[[], int], pending_writes: Callable[[], int],
-                 in_startup_grace: Callable[[], bool], start_wall: float) -> None:
+                 in_startup_grace: Callable[[], bool], start_wall: float,
+                 open_files: OpenFiles | None = None) -> None:
         self.machine = machine
+        self.open_files = open_files
         self.counters = counters
         self.guard = guard
         self.unknown_agents = unknown_agents
@@ -200,6 +205,14 @@ class HubCollector(Collector):
         yield self._one("fleet_hub_stalled_seconds_total", self.guard.stalled_seconds)
         yield self._one("fleet_hub_store_pending_writes", self.pending_writes())
         yield self._by("fleet_hub_store_flushes_total", list(c.flushes.items()))
+        yield self._by("fleet_hub_store_flush_failures_total", list(c.flush_failures.items()))
+        yield self._by("fleet_hub_http_timeouts_total", list(c.timeouts.items()))
+        if self.open_files is not None:
+            limit, used = self.open_files.sample()  # a directory listing: cheap, and current
+            if limit > 0:
+                yield self._one("fleet_hub_open_files_limit", limit)
+            if used is not None:
+                yield self._one("fleet_hub_open_files", used)
         yield self._one("fleet_hub_startup_grace", 1 if self.in_startup_grace() else 0)
         yield self._one("fleet_hub_start_time_seconds", self.start_wall)
         yield c.requests.family()

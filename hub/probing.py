@@ -31,6 +31,7 @@ from fleetobs.probe.targets import (
     is_probed,
     probe_target,
 )
+from fleetobs.sanitize import clean_optional
 from hub.observation import Observation, Source, Status
 from hub.plugins import HubContext, HubPlugin
 from hub.tasks import cancel_and_wait
@@ -40,6 +41,7 @@ from hub.tasks import cancel_and_wait
 class LastProbe:
     result: ProbeResult
     at: float  # the hub's monotonic clock (ctx.now())
+    reason: str | None = None  # result.reason, cleaned (it may quote the agent's reply)
 
 
 class ProbingPlugin:
@@ -90,13 +92,16 @@ class ProbingPlugin:
         return report.answered
 
     def _on_result(self, target: ProbeTarget, result: ProbeResult) -> None:
-        self.last[target.agent] = LastProbe(result, self._ctx.now())
+        # The reason may quote the agent's reply: clean it at this boundary whatever the
+        # decoder did, so the API and the store can always write it.
+        reason = clean_optional(result.reason)
+        self.last[target.agent] = LastProbe(result, self._ctx.now(), reason)
         status = result.status
         if status is None:
             return  # silence: liveness judges it from the time since the last observation
         self._ctx.record(Observation(
             agent=target.agent, machine=target.machine, status=Status(status),
-            source=Source.PROBE, interval_seconds=self.interval_seconds, reason=result.reason,
+            source=Source.PROBE, interval_seconds=self.interval_seconds, reason=reason,
             endpoint=result.endpoint, latency_seconds=result.latency_seconds,
             details={"protocol": result.protocol.value, "outcome": result.outcome.value},
         ))
@@ -125,7 +130,7 @@ class ProbingPlugin:
             "probes": [
                 {"agent": t.agent, "protocol": t.protocol.value, "host": t.host, "port": t.port,
                  "outcome": last.result.outcome.value if last else None,
-                 "reason": last.result.reason if last else None,
+                 "reason": last.reason if last else None,
                  "latency_seconds": last.result.latency_seconds if last else None,
                  "age_seconds": round(now - last.at, 3) if last else None}
                 for t in self.targets

@@ -105,6 +105,13 @@ class Registry:
         self.max_unknown = max_unknown
         self._records: dict[str, Record] = {}
         self._unknown_count = 0
+        #: Name -> the first topology agent of that name on another machine: a stranger
+        #: is classified in O(1) (scanning the topology per name froze the loop for
+        #: seconds when 10,000 strangers arrived at 10,000 agents).
+        self._elsewhere: dict[str, Agent] = {}
+        for agent in topology.agents:
+            if agent.machine != machine:
+                self._elsewhere.setdefault(agent.name, agent)
         #: Names whose persisted row is stale (store flushes and clears it).
         self.dirty: set[str] = set()
         for agent in topology.agents_on(machine):
@@ -184,35 +191,42 @@ class Registry:
         """Load rows persisted by a previous run (see hub.store); returns how many."""
         n = 0
         for row in rows:
-            name = str(row["name"])
-            rec = self._records.get(name)
-            if rec is None:
-                if self._unknown_count >= self.max_unknown:
-                    continue
-                rec = self._stranger(name, row.get("interval_seconds"))
-                self._records[name] = rec
-                self._unknown_count += 1
-            if row.get("interval_seconds"):
-                # Restore announced intervals too: the agent judged by the same rule as before.
-                rec.timing.interval = self.policy.clamp_interval(float(row["interval_seconds"]))
             try:
-                state, status = State(row["state"]), Status(row["status"])
-            except ValueError:
-                continue
-            last_wall = row.get("last_seen_wall")
-            age = wall - float(last_wall) if last_wall is not None else 0.0
-            if last_wall is None:
-                state = State.MISSING
-            restore(rec.timing, now, age, state, status)
-            rec.last_seen_wall = float(last_wall) if last_wall is not None else None
-            rec.state_since_wall = row.get("state_since_wall")
-            for key in ("reason", "version", "pid", "endpoint", "container"):
-                setattr(rec, key, row.get(key))
-            src = str(row.get("source"))
-            rec.source = Source(src) if src in Source._value2member_map_ else None
-            rec.details = row.get("details") or {}
-            n += 1
+                n += self._restore_row(row, now, wall)
+            except (KeyError, TypeError, ValueError):
+                continue  # hub.store decodes rows first; this is the backstop
         return n
+
+    def _restore_row(self, row: Mapping[str, Any], now: float, wall: float) -> int:
+        name = str(row["name"])
+        try:
+            state, status = State(row["state"]), Status(row["status"])
+        except ValueError:
+            return 0
+        interval = row.get("interval_seconds")
+        rec = self._records.get(name)
+        if rec is None:
+            if self._unknown_count >= self.max_unknown:
+                return 0
+            rec = self._stranger(name, interval)
+            self._records[name] = rec
+            self._unknown_count += 1
+        if interval:
+            # Restore announced intervals too: the agent judged by the same rule as before.
+            rec.timing.interval = self.policy.clamp_interval(float(interval))
+        last_wall = row.get("last_seen_wall")
+        age = wall - float(last_wall) if last_wall is not None else 0.0
+        if last_wall is None:
+            state = State.MISSING
+        restore(rec.timing, now, age, state, status)
+        rec.last_seen_wall = float(last_wall) if last_wall is not None else None
+        rec.state_since_wall = row.get("state_since_wall")
+        for key in ("reason", "version", "pid", "endpoint", "container"):
+            setattr(rec, key, row.get(key))
+        src = str(row.get("source"))
+        rec.source = Source(src) if src in Source._value2member_map_ else None
+        rec.details = row.get("details") or {}
+        return 1
 
     # --- construction ----------------------------------------------------------------
     def _expected(self, agent: Agent) -> Record:
@@ -224,11 +238,11 @@ class Registry:
                       agent=agent, labels=_labels(self.machine, agent.group, agent.name))
 
     def _stranger(self, name: str, interval: float | None) -> Record:
-        elsewhere = [a for a in self.topology.agents if a.name == name]
-        kind = Kind.FOREIGN if elsewhere else Kind.UNKNOWN
-        default = (elsewhere[0].heartbeat_interval_seconds if elsewhere
+        elsewhere = self._elsewhere.get(name)
+        kind = Kind.FOREIGN if elsewhere is not None else Kind.UNKNOWN
+        default = (elsewhere.heartbeat_interval_seconds if elsewhere is not None
                    else self.topology.defaults.heartbeat_interval_seconds)
         timing = Timing(interval=self.policy.clamp_interval(float(interval or default)))
         return Record(name=name, machine=self.machine, kind=kind, timing=timing,
-                      expected_machine=elsewhere[0].machine if elsewhere else None,
+                      expected_machine=elsewhere.machine if elsewhere is not None else None,
                       labels=_labels(self.machine, None, name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ from hub.metrics import HubCollector, HubCounters
 from hub.observation import Observation, Source
 from hub.plugins import HubPlugin
 from hub.registry import HUB_AGENT, Outcome, Record, Registry
-from hub.store import Store, StoreError, row_of
+from hub.runtime import OpenFiles, freeze_after_start
+from hub.store import Store, StoreError, WriteReport, row_of
 from hub.tasks import cancel_and_wait
 
 
@@ -50,6 +52,11 @@ class HubConfig:
     stop_deadline_seconds: float = 5.0
     #: Run the judge and flush loops (False: tests call tick()/flush() themselves).
     background: bool = True
+    #: Freeze the garbage collector's view of start-up objects (hub.runtime); process-wide,
+    #: so only the ``fleetobs hub`` command turns it on.
+    freeze_gc: bool = False
+    #: Seconds between checks of the open files in use (hub.runtime.OpenFiles).
+    open_files_check_seconds: float = 5.0
 
 
 class Hub:
@@ -66,9 +73,11 @@ class Hub:
         self.config = config or HubConfig()
         self.registry = Registry(topology, machine, self.config.policy,
                                  max_unknown=self.config.max_unknown_agents)
-        self.store = Store(data_dir, machine)
+        self.store = Store(data_dir, machine, wall=self.clock.wall)
         self.guard = StallGuard(self.config.tick_seconds, self.config.stall_threshold_seconds)
         self.counters = HubCounters()
+        self.open_files = OpenFiles(idle_timeout_seconds=settings.http_idle_timeout_seconds,
+                                    closed_idle=lambda: self.counters.timeouts["head"])
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.start_mono = self.clock.monotonic()
         self.start_wall = self.clock.wall()
@@ -76,7 +85,11 @@ class Hub:
             machine, self.counters, self.guard,
             unknown_agents=lambda: self.registry.unknown_count,
             pending_writes=lambda: len(self.registry.dirty),
-            in_startup_grace=self.in_startup_grace, start_wall=self.start_wall))
+            in_startup_grace=self.in_startup_grace, start_wall=self.start_wall,
+            open_files=self.open_files))
+        #: Flush failure kinds already logged in the current run of failures (logged once each).
+        self._flush_logged: set[str] = set()
+        self._flush_failed_since_ok = 0
         self.plugins: list[HubPlugin] = []
         #: Called with a record after every accepted observation and every state change
         #: (on the event loop; keep them O(1): sync notes the name and returns).
@@ -164,37 +177,87 @@ class Hub:
         return list(changed)
 
     async def flush(self) -> int:
-        """Write changed records to SQLite in a worker thread; returns how many."""
+        """Write changed records to SQLite in a worker thread; returns how many.
+
+        Never raises (but cancellation): a failure is counted by reason
+        (``fleet_hub_store_flush_failures_total``), logged once per kind until a flush
+        succeeds again, and its records are retried by the next flush.
+        """
         if not self.registry.dirty:
             return 0
         names, self.registry.dirty = self.registry.dirty, set()
-        rows = [row_of(rec) for n in names if (rec := self.registry.get(n)) is not None]
         try:
-            await asyncio.to_thread(self.store.write, rows)
+            rows = [row_of(rec) for n in names if (rec := self.registry.get(n)) is not None]
+            report: WriteReport = await asyncio.to_thread(self.store.write, rows)
         except StoreError as exc:
-            # Keep serving; retry those rows next time (telemetry never crashes its host).
             self.registry.dirty |= names
-            self.counters.flushes["error"] += 1
-            logger.warning("hub state not saved: {}", exc)
+            self._flush_failed(exc.reason, str(exc))
+            if exc.reason == "damaged":
+                await self._recover_store(str(exc))
             return 0
+        except asyncio.CancelledError:
+            self.registry.dirty |= names  # a later flush (or none, at exit) gets them
+            raise
+        except Exception as exc:  # noqa: BLE001 - persistence must outlive any bug
+            self.registry.dirty |= names
+            self._flush_failed("other", f"{type(exc).__name__}: {exc}")
+            return 0
+        if report.skipped:
+            # Retried when the record changes again; the rest of the flush is saved.
+            name, why = report.skipped[0]
+            more = f" (and {len(report.skipped) - 1} more)" if len(report.skipped) > 1 else ""
+            self._flush_failed("bad_row", f"record {name!r}{more} cannot be stored ({why}); "
+                                          "skipped, the other records are saved")
+            return report.written
         self.counters.flushes["ok"] += 1
-        return len(rows)
+        if self._flush_failed_since_ok:
+            logger.info("hub state saved again after {} failed flushes", self._flush_failed_since_ok)
+        self._flush_failed_since_ok = 0
+        self._flush_logged.clear()
+        return report.written
+
+    def _flush_failed(self, reason: str, message: str) -> None:
+        self.counters.flushes["error"] += 1
+        self.counters.flush_failures[reason] += 1
+        self._flush_failed_since_ok += 1
+        if reason not in self._flush_logged:
+            self._flush_logged.add(reason)
+            logger.warning("hub state not saved ({}): {}; retrying every {:g} s (logged once "
+                           "until a flush succeeds)", reason, message, self.config.flush_seconds)
+
+    async def _recover_store(self, detail: str) -> None:
+        try:
+            await asyncio.to_thread(self.store.recover, detail)
+        except StoreError as exc:
+            logger.warning("hub state: {}", exc)
+            return
+        self.registry.dirty |= {rec.name for rec in self.registry}  # all of it, to the new file
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self, plugins: Sequence[HubPlugin] = ()) -> None:
         if self._started:
             return
         self._started = True
-        self.store.open()
-        rows = await asyncio.to_thread(self.store.load)
-        n = self.registry.restore_rows(rows, self.clock.monotonic(), self.clock.wall())
+        n = 0
+        try:
+            # An unusable file is set aside (one warning) and the hub starts empty; only
+            # a data dir where nothing can be written ends up here: serve without state,
+            # the flush keeps trying (counted as not_open).
+            await asyncio.to_thread(self.store.open)
+            rows = await asyncio.to_thread(self.store.load)
+            n = self.registry.restore_rows(rows, self.clock.monotonic(), self.clock.wall())
+        except StoreError as exc:
+            logger.error("hub state not restored: {}", exc)
         logger.info("hub {}: {} expected agents, {} records restored from {}",
                     self._machine, len(self._topology.agents_on(self._machine)), n,
                     self.store.path)
         self.tick()
+        self.open_files.check()
         self.plugins = list(plugins)
         for plugin in self.plugins:
             await plugin.start()
+        if self.config.freeze_gc:
+            freeze_after_start()
         if self.config.background:
             self._tasks = [asyncio.create_task(self._judge_loop(), name="hub-judge"),
                            asyncio.create_task(self._flush_loop(), name="hub-flush")]
@@ -239,14 +302,25 @@ class Hub:
         await asyncio.to_thread(self._tracing.shutdown, max(left(), 1.0))
 
     async def _judge_loop(self) -> None:
+        next_files_check = self.clock.monotonic()
         while True:
             await asyncio.sleep(self.config.tick_seconds)
             try:
                 self.tick()
+                if self.clock.monotonic() >= next_files_check:
+                    next_files_check = self.clock.monotonic() + self.config.open_files_check_seconds
+                    self.open_files.check()
             except Exception:  # noqa: BLE001 - one bad pass must not end judging
                 logger.exception("judge pass failed")
 
     async def _flush_loop(self) -> None:
+        failures: Counter[str] = Counter()
         while True:
             await asyncio.sleep(self.config.flush_seconds)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - flush() catches all; this is the backstop
+                kind = type(exc).__name__
+                failures[kind] += 1
+                if failures[kind] == 1:
+                    logger.exception("hub flush loop: unexpected {}; the loop goes on", kind)

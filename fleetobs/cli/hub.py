@@ -74,13 +74,21 @@ def hub(
     from fleetobs.settings import load_settings
     from fleetobs.topology.load import load_topology
     from fleetobs.tracing import TracingConfigError, setup_tracing
-    from hub.app import create_app
+    from hub.app import create_app, hub_of
     from hub.clock import SkewedClock
+    from hub.connections import guarded_protocol
+    from hub.runtime import raise_open_files_limit
+    from hub.service import HubConfig
     from hub.store import Store, StoreError
 
+    # Every connection is a file: lift the soft limit to the hard one (often 1,024 ->
+    # 524,288 or more) before anything opens; reported as fleet_hub_open_files_limit.
+    raise_open_files_limit()
     settings = load_settings(os.environ, machine=machine, bind_address=host, topology=topology,
                              data_dir=data_dir, peers=tuple(peer) if peer else None)
-    topo = load_topology(settings.topology)
+    # The parsed document is cached in the data dir, keyed by the file's hash: a restart
+    # at 10,000 agents reads JSON instead of parsing YAML again.
+    topo = load_topology(settings.topology, cache_dir=settings.data_dir)
     try:
         hub_port = topo.machine(settings.machine).hub_port
     except KeyError as exc:
@@ -108,6 +116,9 @@ def hub(
 
     intercept_stdlib_logging()  # uvicorn's own lines go through loguru too
 
+    # Before "listening on": a damaged, foreign or other-version state file is set aside
+    # here (one warning line; the hub starts empty); a data dir where no database can be
+    # made at all is exit 2.
     probe = Store(settings.data_dir, settings.machine)
     try:
         probe.open()
@@ -128,10 +139,15 @@ def hub(
         tracing = setup_tracing(os.environ, resource_attributes={"fleet.machine": settings.machine})
     except TracingConfigError as exc:
         fail(str(exc))
-    app = create_app(topo, settings, clock=SkewedClock(skew) if skew else None, tracing=tracing)
+    app = create_app(topo, settings, clock=SkewedClock(skew) if skew else None, tracing=tracing,
+                     config=HubConfig(freeze_gc=True))
+    idle = settings.http_idle_timeout_seconds
     config = uvicorn.Config(app, log_level="info" if level in ("SUCCESS", "TRACE") else level.lower(),
                             access_log=False, log_config=None,
-                            lifespan="on", timeout_graceful_shutdown=5)
+                            lifespan="on", timeout_graceful_shutdown=5,
+                            # Idle and slow connections are closed (hub.connections).
+                            http=guarded_protocol(idle, hub_of(app).counters.timeouts),
+                            timeout_keep_alive=idle)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     # One parseable line, so scripts and tests can use --port 0.
     url = f"http://{settings.bind_address}:{bound}"

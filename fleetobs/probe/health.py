@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from fleetobs.probe.result import Outcome
+from fleetobs.sanitize import clean_text
 
 #: Status spellings seen in agents' hand-written health handlers, mapped to outcomes.
 _STATUS_WORDS: dict[str, Outcome] = {
@@ -59,11 +60,13 @@ def failure_reason(body: dict[str, Any]) -> str:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
             return _clip(f"{key}: {value}")
-    return f"status={body.get('status')}"
+    return _clip(f"status={body.get('status')}")
 
 
 def _clip(text: str) -> str:
-    one_line = " ".join(text.split())
+    # The reply is the agent's: a lone surrogate escape or NUL in it must not reach the
+    # hub's JSON, SQLite or a sidecar's request body (it broke all three).
+    one_line = " ".join(clean_text(text).split())
     return one_line if len(one_line) <= MAX_REASON else one_line[: MAX_REASON - 3] + "..."
 
 

@@ -47,6 +47,9 @@ class SimulatedAgent:
         self.health_check_port = spec.health_check_port
         self.http_served = False  # False when health_check_port + 1 was taken
         self.requests = 0  # health requests received over any protocol
+        #: When set, every health request (ZeroMQ and HTTP) is answered with these bytes
+        #: as they are, whatever the behaviour: hostile replies for hardening tests.
+        self.raw_reply: bytes | None = None
         self._context = context
         self._clock = clock
         self._started_at = clock()
@@ -134,6 +137,8 @@ class SimulatedAgent:
                 await sock.send(reply or b"")
 
     async def _reply(self) -> bytes | None:
+        if self.raw_reply is not None:
+            return self.raw_reply
         b = self.behaviour
         if b is Behaviour.SILENT:
             return None

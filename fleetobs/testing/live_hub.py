@@ -10,15 +10,18 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
 @asynccontextmanager
-async def serve_app(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``app`` on a free port; yields its base URL; stops it (lifespan included)."""
+async def serve_app(app: FastAPI, host: str = "127.0.0.1", **config: Any) -> AsyncIterator[str]:
+    """Serve ``app`` on a free port; yields its base URL; stops it (lifespan included).
+
+    ``config``: more ``uvicorn.Config`` arguments (e.g. ``http=`` a protocol class).
+    """
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -26,7 +29,7 @@ async def serve_app(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[str]
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=2))
+                                           lifespan="on", timeout_graceful_shutdown=2, **config))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(1000):

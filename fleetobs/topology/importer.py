@@ -110,7 +110,8 @@ def _machine_hint(path: str, known: Iterable[str]) -> str | None:
 
 def _parse_agent(ctx: _Ctx, name: Any, spec: Any, machine: str, group: str, path: str) -> RawAgent | None:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        ctx.error(path, f"agent name {name!r} is not a valid name ([A-Za-z0-9_.-], 1-128 chars)")
+        ctx.error(path, f"agent name {name!r} is not a valid name "
+                        "([A-Za-z0-9_.-], 1-128 chars, not starting with . or -)")
         return None
     if not isinstance(spec, dict):
         ctx.error(path, f"agent {name}: expected a mapping of fields, got {type(spec).__name__}")

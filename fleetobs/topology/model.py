@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 GIB = 1024**3
 
 #: Names of agents, groups and machines: what is safe as a label value, a path
-#: segment and a compose service name (after ``_`` -> ``-``).
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+#: segment and a compose service name (after ``_`` -> ``-``). The first character is
+#: a letter, digit or ``_``: ``.``, ``..`` and ``-x`` are path segments and options.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 NAME_RE = re.compile(NAME_PATTERN)
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from fastapi.responses import JSONResponse
 
 from fleetobs.topology.model import NAME_PATTERN
 from hub.api.deps import get_hub
 from hub.api.models import AgentList, AgentView, Problem
+from hub.api.responses import SafeJSONResponse as JSONResponse
 from hub.liveness import State
 from hub.registry import Record
 from hub.service import Hub

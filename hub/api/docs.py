@@ -1,17 +1,21 @@
-"""``GET /docs``: Swagger UI served by the hub itself, assets included (no CDN).
+"""``GET /docs`` and ``/openapi.json``: Swagger UI served by the hub itself, assets
+included (no CDN), behind the same read guard as the API.
 
 The fleet's machines sit on a LAN, often without internet: FastAPI's default page
 loads Swagger UI from a CDN and stays blank there. The assets come from the
 ``swagger-ui-bundle-v2`` package (Swagger UI 5, which reads OpenAPI 3.1).
+With ``FLEET_READ_TOKEN`` set, the schema of a closed API must not be open either, so
+the app turns FastAPI's own routes off and mounts this router with the read dependency
+(hub.api.auth.authorize).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 ASSETS_PATH = "/docs/assets"
 #: The only files served (no directory behind a path parameter).
@@ -27,6 +31,10 @@ def assets_dir() -> Path:
 
 def docs_router(title: str, openapi_url: str = "/openapi.json") -> APIRouter:
     router = APIRouter(include_in_schema=False)
+
+    @router.get(openapi_url)
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
 
     @router.get("/docs")
     async def docs() -> HTMLResponse:

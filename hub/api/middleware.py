@@ -1,12 +1,15 @@
 """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the heartbeat hot path).
 
 * :class:`BodyLimit`: bodies over the limit get 413, whether announced by
-  Content-Length or streamed chunked;
+  Content-Length or streamed chunked; a body not complete within ``body_timeout``
+  seconds of the request head gets 408 and the connection is closed (slow senders);
+* :class:`RequestEdges`: HTTP/1.1 without ``Host`` gets 400 (RFC 9112 3.2);
 * :class:`Timing`: request durations by route template into the hub's histogram.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -27,19 +30,32 @@ class _TooLarge(HTTPException):
         super().__init__(status_code=413, detail=f"request body larger than {limit} bytes")
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+class _TooSlow(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(status_code=408, detail=f"request body not received within {seconds:g} s",
+                         headers={"Connection": "close"})
+
+
+async def _send_error(send: Send, status: int, detail: str, close: bool = False) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+async def _send_413(send: Send, limit: int) -> None:
+    await _send_error(send, 413, f"request body larger than {limit} bytes")
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int, counters: HubCounters) -> None:
+    def __init__(self, app: ASGIApp, limit: int, counters: HubCounters,
+                 body_timeout: float | None = None) -> None:
         self.app = app
         self.limit = limit
         self.counters = counters
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -58,10 +74,20 @@ class BodyLimit:
                     return
         seen = 0
         started = False
+        timeout = self.body_timeout or 0.0
+        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
 
         async def counted() -> Message:
             nonlocal seen
-            msg = await receive()
+            if deadline is None:
+                msg = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        msg = await receive()
+                except TimeoutError:
+                    self.counters.timeouts["body"] += 1
+                    raise _TooSlow(timeout) from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
@@ -80,6 +106,23 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await _send_413(send, limit)
+        except _TooSlow as exc:
+            if not started:
+                await _send_error(send, 408, str(exc.detail), close=True)
+
+
+class RequestEdges:
+    """400 for an HTTP/1.1 request without Host (RFC 9112 3.2; httptools lets it in)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope.get("http_version") == "1.1"
+                and not any(name == b"host" for name, _ in scope["headers"])):
+            await _send_error(send, 400, "HTTP/1.1 requests need a Host header", close=True)
+            return
+        await self.app(scope, receive, send)
 
 
 class Timing:

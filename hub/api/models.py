@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from fleetobs.sanitize import clean_json, clean_text, non_finite_path
 from fleetobs.topology.model import NAME_PATTERN
 from hub.liveness import State
 
@@ -15,7 +16,24 @@ MAX_DETAILS_BYTES = 4096
 #: Most heartbeats in one batch.
 MAX_BATCH = 10_000
 
-AgentName = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9_.-]{1,128}")]
+AgentName = Annotated[str, Field(pattern=NAME_PATTERN,
+                                 description="[A-Za-z0-9_.-]{1,128}, not starting with . or -")]
+
+
+def _integral(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+#: For strict ``int`` fields: JSON Schema's "integer" includes ``7613.0`` (a number with a
+#: zero fraction), so take it as 7613. Put it after the ``Field`` constraints inside
+#: ``Annotated`` (else the schema loses minimum/maximum).
+WHOLE = BeforeValidator(_integral)
+
+
+#: Free text from outside: NUL (and, from parsers that allow them, lone surrogates)
+#: becomes U+FFFD. pydantic's JSON parser already refuses lone surrogate escapes.
+CleanText = Annotated[str, AfterValidator(clean_text)]
+Text = CleanText
 
 
 class Heartbeat(BaseModel):
@@ -27,10 +45,11 @@ class Heartbeat(BaseModel):
     status: Literal["ok", "degraded", "error"] = "ok"
     interval_seconds: float | None = Field(
         None, gt=0, le=3600, description="the sender's period; default: the topology's")
-    reason: str | None = Field(None, max_length=256, description="why degraded or error")
-    version: str | None = Field(None, max_length=128)
-    pid: int | None = Field(None, ge=1, le=2**31 - 1, description="shown in the API, never a label")
-    endpoint: str | None = Field(None, max_length=512)
+    reason: Text | None = Field(None, max_length=256, description="why degraded or error")
+    version: Text | None = Field(None, max_length=128)
+    pid: Annotated[int, Field(ge=1, le=2**31 - 1), WHOLE] | None = Field(
+        None, description="shown in the API, never a label")
+    endpoint: Text | None = Field(None, max_length=512)
     container: str | None = Field(None, pattern=NAME_PATTERN)
     source: Literal["agent", "sidecar"] = Field(
         "agent", description="who sent it: the agent itself, or a sidecar that probed it")
@@ -42,10 +61,17 @@ class Heartbeat(BaseModel):
     @field_validator("details")
     @classmethod
     def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(v, separators=(",", ":")))
-        if size > MAX_DETAILS_BYTES:
-            raise ValueError(f"details is {size} bytes as JSON; at most {MAX_DETAILS_BYTES}")
-        return v
+        if not v:
+            return v
+        try:
+            text = json.dumps(v, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            # 1e400 parses as inf, NaN as nan: neither can be written back as JSON.
+            raise ValueError(f"details{non_finite_path(v) or ''} is not a finite number") from None
+        if len(text) > MAX_DETAILS_BYTES:
+            raise ValueError(f"details is {len(text)} bytes as JSON; at most {MAX_DETAILS_BYTES}")
+        # json.dumps escapes NUL as \u0000: only then is a cleaning pass needed.
+        return clean_json(v) if "\\u0000" in text else v
 
 
 class Rejected(BaseModel):

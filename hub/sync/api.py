@@ -95,7 +95,7 @@ def sync_router(engine: SyncEngine, local_counts: Callable[[], Counter[str]],
     router = APIRouter(tags=["sync"])
     server = engine.server
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": SyncError} for code in (401, 409, 413, 422)}
+        code: {"model": SyncError} for code in (401, 409, 413, 415, 422)}
 
     async def answer(request: Request, path: str) -> Response:
         body = await _read(request, server.max_body_bytes)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetobs.topology.model import NAME_PATTERN
+from hub.api.models import WHOLE, CleanText
 from hub.sync.records import AgentFacts, AgentRecord, Version
 
 #: Most records in one push (the sender splits bigger batches).
@@ -29,8 +30,10 @@ MAX_RECORDS = 5_000
 MAX_BUCKETS = 4_096
 #: Biggest request body a sync endpoint reads (a full push of MAX_RECORDS fits).
 MAX_BODY_BYTES = 4 * 1024 * 1024
-#: Epochs and sequence numbers are non-negative and fit in a signed 64-bit integer.
-MAX_COUNTER = 2**63 - 1
+#: Epochs and sequence numbers are non-negative integers a JSON reader keeps exact
+#: (2**53 - 1: JavaScript's and any float-based validator's limit; epochs are Unix
+#: milliseconds, ~1.8e12). Above it, a schema-valid number could round onto another.
+MAX_COUNTER = 2**53 - 1
 #: No age beyond ten years (junk, not an agent).
 MAX_AGE_SECONDS = 10 * 365 * 86_400.0
 #: Most GPUs and container groups one machine's GPU summary may list.
@@ -38,7 +41,7 @@ MAX_GPUS = 16
 MAX_GPU_GROUPS = 256
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Counter64 = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
+Counter64 = Annotated[int, Field(ge=0, le=MAX_COUNTER), WHOLE]
 State = Literal["missing", "up", "degraded", "suspect", "down", "unmonitored"]
 
 
@@ -59,12 +62,12 @@ class WireRecord(_Wire):
     seq: Counter64
     state: State = Field(description="the owner's judgement")
     status: Literal["ok", "degraded", "error"] | None = None
-    reason: str | None = Field(None, max_length=256)
+    reason: CleanText | None = Field(None, max_length=256)
     source: Literal["heartbeat", "probe", "sidecar", "self"] | None = None
     group: Name | None = None
     required: bool = False
     kind: Literal["expected", "unknown", "foreign"] = "expected"
-    endpoint: str | None = Field(None, max_length=512)
+    endpoint: CleanText | None = Field(None, max_length=512)
     interval_seconds: float = Field(gt=0, le=3600)
     age_seconds: float | None = Field(None, ge=0, le=MAX_AGE_SECONDS,
                                       description="seconds since the owner last observed it")
@@ -90,9 +93,9 @@ class WireRecord(_Wire):
 
 
 class WireGpu(_Wire):
-    index: int = Field(ge=0, le=1024)
-    uuid: str = Field(max_length=96)
-    name: str = Field(max_length=96)
+    index: Annotated[int, Field(ge=0, le=1024), WHOLE]
+    uuid: CleanText = Field(max_length=96)
+    name: CleanText = Field(max_length=96)
     memory_total_bytes: Counter64 | None = None
     memory_used_bytes: Counter64 | None = None
     memory_reserved_bytes: Counter64 | None = None
@@ -114,9 +117,9 @@ class GpuSummary(_Wire):
     seq: Counter64 = Field(description="grows with every new reading by the owner (per epoch)")
     age_seconds: float | None = Field(None, ge=0, le=MAX_AGE_SECONDS,
                                       description="age of the reading at send time (None: none yet)")
-    error: str | None = Field(None, max_length=256, description="why the owner has no fresh reading")
+    error: CleanText | None = Field(None, max_length=256, description="why the owner has no fresh reading")
     nvml_up: bool | None = None
-    nvml_reason: str | None = Field(None, max_length=128)
+    nvml_reason: CleanText | None = Field(None, max_length=128)
     gpus: list[WireGpu] = Field(default_factory=list, max_length=MAX_GPUS)
     groups: list[WireGpuGroup] = Field(default_factory=list, max_length=MAX_GPU_GROUPS)
 
@@ -125,9 +128,9 @@ class PushRequest(_Wire):
     sender: HubIdentity
     as_of: Counter64 = Field(description="the sender's seq when it built this body")
     records: list[WireRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
-    buckets: int = Field(0, ge=0, le=MAX_BUCKETS,
+    buckets: Annotated[int, Field(ge=0, le=MAX_BUCKETS), WHOLE] = Field(0,
                          description="bucket count of replace_buckets (0: a plain delta)")
-    replace_buckets: list[int] = Field(
+    replace_buckets: list[Annotated[int, Field(ge=0, lt=MAX_BUCKETS), WHOLE]] = Field(
         default_factory=list, max_length=MAX_BUCKETS,
         description="buckets whose complete contents this body carries (reconciliation)")
     complete: bool = Field(False, description="the last body of a reconciliation")
@@ -153,7 +156,7 @@ class PushReply(_Wire):
 class ReconcileRequest(_Wire):
     sender: HubIdentity
     as_of: Counter64
-    count: int = Field(ge=0, le=10_000_000, description="records the sender owns")
+    count: Annotated[int, Field(ge=0, le=10_000_000), WHOLE] = Field(description="records the sender owns")
     digests: list[Annotated[str, Field(max_length=32, pattern=r"^[0-9a-f]*$")]] = Field(
         min_length=1, max_length=MAX_BUCKETS)
     gpus: GpuSummary | None = Field(None, description="the sender's GPU summary (optional)")
@@ -165,4 +168,4 @@ class ReconcileReply(_Wire):
 
 
 class SyncError(_Wire):
-    detail: str
+    detail: CleanText

@@ -60,7 +60,7 @@ async def test_malformed_json_is_422(tmp_path: Path, raw: bytes) -> None:
 @pytest.mark.asyncio
 async def test_rejections_are_counted_by_reason(tmp_path: Path) -> None:
     async with HubHarness.build(tmp_path) as h:
-        await h.client.post("/v1/heartbeats", content=b"{")
+        await h.client.post("/v1/heartbeats", content=b"{", headers={"content-type": "application/json"})
         await h.client.post("/v1/heartbeats", json={"agent": "a b"})
         text = (await h.client.get("/metrics")).text
         assert 'fleet_hub_heartbeats_rejected_total{machine="mainpc",reason="invalid"} 2.0' in text
@@ -90,7 +90,7 @@ async def test_streamed_body_over_limit_is_413(tmp_path: Path) -> None:
         yield b'{"agent": "last"}]'
 
     async with HubHarness.build(tmp_path, settings=settings) as h:
-        r = await h.client.post("/v1/heartbeats", content=chunks())
+        r = await h.client.post("/v1/heartbeats", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
 
 

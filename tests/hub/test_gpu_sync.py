@@ -32,6 +32,7 @@ from hub.testing import FakeClock, HubHarness
 
 FLEET = load_topology(None)
 PEER = {"mainpc": "pc2", "pc2": "mainpc"}
+JSON = {"content-type": "application/json"}
 
 
 @contextlib.contextmanager
@@ -157,13 +158,16 @@ async def test_junk_gpu_summaries_over_http_are_4xx(tmp_path: Path) -> None:
         await sync(main, pc2)
         base: dict[str, Any] = {"sender": {"machine": "mainpc", "epoch": 10**15}, "as_of": 0}
         for gpus in ("junk", {"machine": "mainpc", "seq": 1, "gpus": [{}] * 17}):
-            r = await pc2.client.post("/v1/sync/push", content=json.dumps({**base, "gpus": gpus}))
+            r = await pc2.client.post("/v1/sync/push", content=json.dumps({**base, "gpus": gpus}),
+                                      headers=JSON)
             assert r.status_code == 422 and r.json()["detail"].startswith("gpus")
         huge = {**base, "gpus": {"machine": "mainpc", "seq": 1, "error": "x" * (2 * 1024 * 1024)}}
-        r = await pc2.client.post("/v1/sync/push", content=json.dumps(huge))
+        r = await pc2.client.post("/v1/sync/push", content=json.dumps(huge),
+                                      headers=JSON)
         assert r.status_code == 413
         forged = {**base, "gpus": {"machine": "pc2", "seq": 1}}
-        r = await pc2.client.post("/v1/sync/push", content=json.dumps(forged))
+        r = await pc2.client.post("/v1/sync/push", content=json.dumps(forged),
+                                      headers=JSON)
         assert r.status_code == 200 and r.json()["rejected"] == 1
         by = {m["machine"] for m in (await pc2.client.get("/v1/gpus")).json()["machines"]}
         assert by == {"mainpc", "pc2"}

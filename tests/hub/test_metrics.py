@@ -24,7 +24,7 @@ async def scrape(tmp_path: Path) -> str:
         await h.client.post("/v1/heartbeats", json=[
             {"agent": "MemoryClient"}, {"agent": "KnowledgeBase", "status": "degraded"},
             {"agent": "Ghost"}, {"agent": "ResourceManager"}])
-        await h.client.post("/v1/heartbeats", content=b"junk")
+        await h.client.post("/v1/heartbeats", content=b"junk", headers={"content-type": "application/json"})
         h.advance(3)
         r = await h.client.get("/metrics")
         assert r.headers["content-type"].startswith("text/plain; version=0.0.4")

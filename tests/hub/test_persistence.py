@@ -64,13 +64,17 @@ async def test_flush_writes_only_changed_records(tmp_path: Path) -> None:
 async def test_failing_store_is_counted_and_retried_not_fatal(tmp_path: Path) -> None:
     async with HubHarness.build(tmp_path) as h:
         await h.client.post("/v1/heartbeats", json={"agent": "MemoryClient"})
-        h.hub.store.close()  # every write now fails
+        path = h.hub.store.path
+        h.hub.store.close()
+        path.unlink()
+        path.mkdir()  # a directory where the database was: no database can be opened
         assert await h.hub.flush() == 0
         assert "MemoryClient" in h.hub.registry.dirty
         text = (await h.client.get("/metrics")).text
         assert 'fleet_hub_store_flushes_total{machine="mainpc",outcome="error"} 1.0' in text
-        h.hub.store.open()
-        assert await h.hub.flush() >= 1
+        assert 'fleet_hub_store_flush_failures_total{machine="mainpc",reason="not_open"} 1.0' in text
+        path.rmdir()
+        assert await h.hub.flush() >= 1  # the next flush opens a new database by itself
 
 
 def test_database_is_wal_and_per_machine(tmp_path: Path) -> None:

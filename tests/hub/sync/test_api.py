@@ -86,7 +86,7 @@ async def test_a_hub_syncs_to_a_real_http_peer(pc2: tuple[SyncEngine, str, FakeC
 async def test_http_rejects_wrong_token_junk_and_oversized_bodies(
         pc2: tuple[SyncEngine, str, FakeClock]) -> None:
     receiver, url, _ = pc2
-    good = {"authorization": f"Bearer {TOKEN}"}
+    good = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
     async with httpx.AsyncClient(base_url=url) as client:
         r = await client.post("/v1/sync/push", content=b"{}", headers={"authorization": "Bearer no"})
         assert r.status_code == 401

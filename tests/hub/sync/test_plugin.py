@@ -76,10 +76,10 @@ async def test_sync_routes_are_guarded_by_the_hub_token(tmp_path: Path) -> None:
         r = await h.client.post("/v1/sync/push", content=b"{}")
         assert r.status_code == 401
         r = await h.client.post("/v1/sync/push", content=b"{}",
-                                headers={"authorization": "Bearer t0k"})
+                                headers={"authorization": "Bearer t0k", "content-type": "application/json"})
         assert r.status_code == 422
         r = await h.client.post("/v1/sync/push", content=b"x" * (2 * 1024 * 1024),
-                                headers={"authorization": "Bearer t0k"})
+                                headers={"authorization": "Bearer t0k", "content-type": "application/json"})
         assert r.status_code == 413
         text = (await h.client.get("/metrics")).text
         assert "fleet_sync_rejected_total" in text

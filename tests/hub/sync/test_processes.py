@@ -24,7 +24,7 @@ from hub.sync.testing import HubProcess
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
 TOKEN = "sync-test-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
 HOSTS = {"mainpc": "127.0.0.2", "pc2": "127.0.0.3", "pc3": "127.0.0.4"}
 STALE = 3.0
 
