@@ -53,8 +53,8 @@ def _memory(grid: Grid, topology: Topology) -> None:
                   thresholds=steps((None, "green"), (0.8, "yellow"), (0.95, "red")),
                   text_mode="value_and_name"), 6, 5)
     grid.add(stat("Groups over budget", "Groups using more GPU memory than their budget now.", "short",
-                  [prom(f"count by (machine) (machine_group:fleet_gpu_group_memory_budget_used:ratio{MG} > 1)",
-                        "{{machine}}")], no_value="0",
+                  [prom(f"sum by (machine) (machine_group:fleet_gpu_group_memory_budget_used:ratio{MG} > bool 1)",
+                        "{{machine}}")],
                   thresholds=steps((None, "green"), (1, "red")), text_mode="value_and_name"), 6, 5)
     grid.add(stat("Free VRAM", "Device memory free for allocation on each machine.", "bytes",
                   [prom(f"sum by (machine) (fleet_gpu_memory_free_bytes{M})", "{{machine}}")],

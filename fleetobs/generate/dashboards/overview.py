@@ -39,7 +39,7 @@ def render() -> dict[str, Any]:
                   text_mode="value_and_name"), 10, 5)
     grid.add(stat("Agents not up", "Agents degraded, suspect, missing or down now; the table below "
                   "says which and why.", "short",
-                  [prom(f'sum(fleet_group_agents{{{MACHINE}, {GROUP}, state!~"up|unmonitored"}})')],
+                  [prom(f'sum(fleet_group_agents{{{MACHINE}, {GROUP}, state!~"up|unmonitored"}}) or vector(0)')],
                   thresholds=steps((None, "green"), (1, "red")), background=True), 4, 5)
     grid.add(stat("Peer links", "Whether sync with each peer hub works both ways (fleet_peer_up). "
                   "While a link is down the peer's agents show as unknown, not down.", "none",
