@@ -173,6 +173,11 @@ def _stat(ax: Any, data: PanelData, rep: PanelReport) -> None:
     rows = math.ceil(n / cols)
     named = options.get("textMode") in ("value_and_name", "name") and n >= 1
     size = max(8, min(26, 60 / max(rows, cols ** 0.7)))
+    cell_px = (rep.box[2] - rep.box[0] - 16) / cols
+
+    def fits(text: str, pt: float) -> float:  # a character is ~0.6 em wide
+        return max(5.0, min(pt, cell_px * 0.92 / max(len(text), 1) / 0.6 * 72 / DPI))
+
     for i, (name, value) in enumerate(values[:36]):
         r, c = divmod(i, cols)
         x0, y0, w, h = c / cols, 1 - (r + 1) / rows, 1 / cols, 1 / rows
@@ -184,10 +189,10 @@ def _stat(ax: Any, data: PanelData, rep: PanelReport) -> None:
             fg = col
         shown = name if options.get("textMode") == "name" else text
         ax.text(x0 + w / 2, y0 + h * (0.58 if named and shown != name else 0.5), shown, ha="center",
-                va="center", fontsize=size if shown == text else size * 0.6, color=fg, weight="bold",
-                transform=ax.transAxes, clip_on=True)
+                va="center", fontsize=fits(shown, size if shown == text else size * 0.6), color=fg,
+                weight="bold", transform=ax.transAxes, clip_on=True)
         if named and shown != name:
-            ax.text(x0 + w / 2, y0 + h * 0.2, name, ha="center", va="center", fontsize=6.5,
+            ax.text(x0 + w / 2, y0 + h * 0.2, name, ha="center", va="center", fontsize=fits(name, 6.5),
                     color=fg if options.get("colorMode") == "background" else TEXT, transform=ax.transAxes)
         rep.lines += 1
         rep.colours.append(col)
@@ -198,7 +203,10 @@ def _stat(ax: Any, data: PanelData, rep: PanelReport) -> None:
 def _rect(x: float, y: float, w: float, h: float, c: str, transform: Any = None) -> Any:
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x, y), w, h, facecolor=c, edgecolor="none", **({"transform": transform} if transform else {}))
+    if transform is None:
+        return Rectangle((x, y), w, h, facecolor=c, edgecolor="none")
+    # A figure-level background: below every axes (they are drawn at zorder 0).
+    return Rectangle((x, y), w, h, facecolor=c, edgecolor="none", transform=transform, zorder=-1)
 
 
 def table_rows(data: PanelData) -> tuple[list[str], list[list[str]]]:

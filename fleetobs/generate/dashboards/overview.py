@@ -99,7 +99,7 @@ def render() -> dict[str, Any]:
     grid.add(timeseries("Group availability vs SLO", f"Fraction of each group's monitored agents "
                         f"that are up (the SLI), against the {slo.OBJECTIVE:.0%} objective (dashed).",
                         "percentunit",
-                        [prom(f"machine_group:fleet_agent_up:ratio{{{MACHINE}, {GROUP}}}",
+                        [prom(f'machine_group:fleet_agent_up:ratio{{{MACHINE}, {GROUP}, group!=""}}',
                               "{{machine}} {{group}}")],
                         minimum=0, maximum=1, threshold_line=True,
                         thresholds=steps((None, "red"), (slo.OBJECTIVE, "green")),

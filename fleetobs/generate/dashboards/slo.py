@@ -23,7 +23,8 @@ BUDGET = 1 - OBJECTIVE
 BURN_PAIRS: tuple[tuple[str, str, float], ...] = (
     ("1h", "5m", 14.4), ("6h", "30m", 6.0), ("1d", "2h", 3.0), ("3d", "6h", 1.0))
 BURN_UNIT = "suffix:×"
-_SEL = f"{{{MACHINE}, {GROUP}}}"
+#: Agents in no group (unknown ones) are no group's SLO.
+_SEL = f'{{{MACHINE}, {GROUP}, group!=""}}'
 
 
 def avg(window: str) -> str:
@@ -61,7 +62,8 @@ def render() -> dict[str, Any]:
             f"Burn rate: {long} and {short} windows", f"How fast each group spends its error budget "
             f"(1 = exactly on budget) over {long} and {short}; an alert fires when both are above "
             f"{threshold:g} (dashed).", BURN_UNIT,
-            [prom(burn(long), f"{{{{group}}}} {long}"), prom(burn(short), f"{{{{group}}}} {short}")],
+            [prom(burn(long), f"{{{{machine}}}} {{{{group}}}} {long}"),
+             prom(burn(short), f"{{{{machine}}}} {{{{group}}}} {short}")],
             minimum=0, threshold_line=True, thresholds=steps((None, "green"), (threshold, "red"))), 12, 8)
     windows = recording.SLO_WINDOWS
     grid.add(table("Burn rates now", "Each group's burn rate over every window of the burn-rate "

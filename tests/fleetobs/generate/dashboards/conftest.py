@@ -76,7 +76,9 @@ VALUE_SETS: dict[str, dict[str, str]] = {
     "pc2": {"machine": "pc2", "group": "vision_dream_gpu", "agent": "DreamWorldAgent"},
     "all": {"machine": ".+", "group": ".*", "agent": "GoalManager"},
 }
-#: Grafana's interval variables for a 1 s scrape interval (rate windows hold >= 4 samples).
+#: Prometheus scrapes and evaluates every SCRAPE (each scrape must answer within it).
+SCRAPE = "2s"
+#: Grafana's interval variables for that scrape interval (rate windows hold >= 4 samples).
 INTERVALS = {"__rate_interval": "10s", "__interval": "2s", "__range": "1m", "__auto": "5m"}
 #: The test's own alert rule, so Prometheus has ALERTS to show (issue 10's rules are not here).
 ALERT_RULES = {"groups": [{"name": "live-test", "rules": [{
@@ -138,8 +140,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with LiveFleet(work, BEHAVIOURS) as fleet:
         _exercise(fleet)
         files = {"rules/recording.yml": recording_rule_file(), "rules/alerts.yml": yaml.safe_dump(ALERT_RULES)}
-        config = fleet.scrape_config(("rules/recording.yml", "rules/alerts.yml"))
+        config = fleet.scrape_config(("rules/recording.yml", "rules/alerts.yml"), interval=SCRAPE)
         with PrometheusProcess(config, files, work / "prometheus") as prom:
             for expr in READY:
-                prom.wait_for(expr, timeout=30.0)
+                prom.wait_for(expr, timeout=60.0)
             yield Live(fleet, prom)

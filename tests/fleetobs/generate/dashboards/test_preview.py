@@ -42,7 +42,7 @@ def test_preview_draws_every_panel_of_a_dashboard_from_live_data(live: Any, flee
     assert pic.path == tmp_path / "fleet-gpu.png"
     px = image(pic.path)
     assert px.shape[1] == 1600 and px.shape[0] > 2000  # Grafana's grid: 24 columns, 30 px a row
-    assert px.std() > 0.05  # not blank
+    assert px.std() > 0.02  # not blank (a blank picture has 0; the dark theme keeps it low)
     assert (np.abs(px - rgb("#111217")).sum(axis=2) > 0.05).mean() > 0.5  # mostly panels, not background
     drawn = {r.title: r for r in pic.panels}
     assert drawn["VRAM per compose service"].lines >= 4  # every compose service on both machines, stacked
@@ -50,8 +50,9 @@ def test_preview_draws_every_panel_of_a_dashboard_from_live_data(live: Any, flee
     assert (ts.kind, ts.lines) == ("timeseries", 2)
     left, top, right, bottom = ts.box
     crop = px[top:bottom, left:right]
-    # the first series' line really is in that panel's box
-    assert (np.abs(crop - rgb(PALETTE[0])).sum(axis=2) < 0.15).sum() > 50
+    # the lines really are in that panel's box (the last one drawn is on top: both GPUs are at 61 °C)
+    assert ts.colours == list(PALETTE[:2])
+    assert (np.abs(crop - rgb(ts.colours[-1])).sum(axis=2) < 0.15).sum() > 50
     assert drawn["Budgets over installed VRAM"].colours[0] == "#f2495c"  # MainPC's 258%: red
     assert drawn["Uncorrected ECC errors"].lines == 0  # "No data", as Grafana would say
 
@@ -67,7 +68,7 @@ def test_the_command_writes_the_pngs_and_says_what_it_drew(live: Any, tmp_path: 
     for uid in (links.OVERVIEW, links.AGENT):
         path = tmp_path / f"{uid}.png"
         assert f"{path}: " in out
-        assert image(path).std() > 0.05
+        assert image(path).std() > 0.02
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet-agent.png", "fleet-overview.png"]
 
 
