@@ -9,6 +9,7 @@ import typer
 
 from fleetobs import __version__
 from fleetobs.cli import build as build_cmd
+from fleetobs.cli import dashboards as dashboards_cmd
 from fleetobs.cli import demo as demo_cmd
 from fleetobs.cli import gpu_exporter as gpu_exporter_cmd
 from fleetobs.cli import heartbeat as heartbeat_cmd
@@ -56,6 +57,7 @@ def _root(
 
 
 app.add_typer(topology_cmd.app, name="topology")
+app.add_typer(dashboards_cmd.app, name="dashboards")
 # Command modules register here, one line each (keep heavy imports inside the commands).
 # --- commands ---
 app.command("demo")(demo_cmd.demo)

@@ -43,7 +43,8 @@ def alertmanager_uid(machine: str) -> str:
 
 def dashboard_path(uid: str, variables: Mapping[str, str] | None = None) -> str:
     """``/d/<uid>?var-x=...``: a link relative to Grafana's root. Values may be alert
-    templates such as ``{{ $labels.agent }}``; those are kept readable, not escaped."""
+    templates such as ``{{ $labels.agent }}`` or Grafana data link variables such as
+    ``${__data.fields.agent}``; those are kept readable, not escaped."""
     query = "&".join(
-        f"var-{k}={v if v.startswith('{{') else quote(v, safe='')}" for k, v in (variables or {}).items())
+        f"var-{k}={v if v.startswith(('{{', '${')) else quote(v, safe='')}" for k, v in (variables or {}).items())
     return f"/d/{uid}" + (f"?{query}" if query else "")

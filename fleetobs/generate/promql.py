@@ -11,10 +11,10 @@ from typing import Any
 
 import promql_parser
 
-#: Series that are not fleetobs' own but that every Prometheus has: scrape health and
-#: the self-monitoring of Prometheus and Alertmanager.
+#: Series that are not fleetobs' own but that every Prometheus has: scrape health, the
+#: self-monitoring of Prometheus and Alertmanager, and ALERTS (the rules' alert states).
 EXTERNAL_PREFIXES = ("prometheus_", "alertmanager_")
-EXTERNAL_NAMES = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped",
+EXTERNAL_NAMES = frozenset({"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped",
                             "scrape_series_added", "scrape_samples_post_metric_relabeling"})
 
 
