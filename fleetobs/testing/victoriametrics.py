@@ -23,7 +23,7 @@ class VictoriaMetricsProcess:
         self.workdir = Path(workdir)
         self.latency_offset = latency_offset
         self.extra_args = list(extra_args)
-        self.port = 0
+        self.port = free_port()  # known before start: a Prometheus config names it
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.workdir / "victoria-metrics.log"
 
@@ -39,7 +39,6 @@ class VictoriaMetricsProcess:
     def start(self, timeout: float = 30.0) -> VictoriaMetricsProcess:
         binary = require_binary("victoria-metrics")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
         argv = [binary, f"-httpListenAddr=127.0.0.1:{self.port}",
                 f"-storageDataPath={self.workdir / 'data'}",
                 f"-search.latencyOffset={self.latency_offset}",

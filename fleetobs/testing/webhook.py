@@ -99,7 +99,11 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         """The ``webhook_configs[].url`` to give Alertmanager."""
-        return f"http://{self.host}:{self.port}{self.path}"
+        return self.url_for(self.path)
+
+    def url_for(self, path: str) -> str:
+        """Another path on this receiver (every path records; ``Notification.path`` tells)."""
+        return f"http://{self.host}:{self.port}{path}"
 
     def _add(self, n: Notification) -> None:
         with self._lock:
@@ -130,9 +134,10 @@ class WebhookReceiver:
         with self._lock:
             return len(self._got)
 
-    def notifications(self, since: int = 0) -> list[Notification]:
+    def notifications(self, since: int = 0, path: str | None = None) -> list[Notification]:
+        """What arrived (from position ``since``), only to ``path`` when given."""
         with self._lock:
-            return list(self._got[since:])
+            return [n for n in self._got[since:] if path is None or n.path == path]
 
     def matching(self, alertname: str | None = None, status: str | None = None, since: int = 0,
                  **labels: str) -> list[Notification]:
