@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fleetobs.generate import links
 from fleetobs.generate.prometheus.common import (
+    GONE,
     AGENT_KEY,
     AGENT_VARS,
     GROUP,
@@ -117,7 +118,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     req, opt = _agent(ctx, "Req"), _agent(ctx, "Opt")
     hub = _hub(ctx)
     grace = (sel("fleet_hub_startup_grace", hub), steps(0, 60))
-    fire_at = ctx.for_s("AgentDown") + 97
+    fire_at = ctx.fire_at("AgentDown")
     down = {
         "fire": Case("fire", (
             _state(ctx, req, "down", steps(1, 60)), _required(req, 1),
@@ -137,7 +138,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
             (_with(req, state="down", severity="critical"),)),
     }
     reason = "health_checks.ready_signal=false"
-    deg_at = ctx.for_s("AgentDegraded") + 97
+    deg_at = ctx.fire_at("AgentDegraded")
     degraded = {
         "fire": Case("fire", (
             (sel("fleet_agent_degraded_reason", {**req, "reason": reason}), steps(1, 60)),
@@ -152,7 +153,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
             (sel("fleet_agent_degraded_reason", {**req, "reason": reason}), "1x20 stale"),),
             (_with(req, reason=reason, severity="warning"),)),
     }
-    miss_at = ctx.for_s("AgentMissing") + 97
+    miss_at = ctx.fire_at("AgentMissing")
     missing = {
         "fire": Case("fire", (
             _state(ctx, req, "missing", steps(1, 60)), _required(req, 1), grace,
@@ -183,7 +184,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     }
     members = [_agent(ctx, f"A{i}") for i in range(1, 4)]
     grp = {"machine": ctx.first_machine(), "group": "g1"}
-    g_down_at = ctx.for_s("GroupDown") + 97
+    g_down_at = ctx.fire_at("GroupDown")
     group_down = {
         "fire": Case("fire", tuple((sel("fleet_agent_up", a), steps(0, 60)) for a in members)
                      + (grace,), (Check(g_down_at, (_with(grp, severity="critical"),)),)),
@@ -199,7 +200,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
             (_with(grp, severity="critical"),)),
     }
     many = [_agent(ctx, f"B{i}") for i in range(1, 6)]
-    g_deg_at = ctx.for_s("GroupDegraded") + 97
+    g_deg_at = ctx.fire_at("GroupDegraded")
     ratio_up = 2 / 5
     if ratio_up >= t.group_degraded_ratio:  # thresholds are configurable: keep the case true
         many = [*many, *(_agent(ctx, f"C{i}") for i in range(1, 10))]
@@ -223,10 +224,10 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
 
 def _vanished(ctx: Ctx, name: str, series: tuple[tuple[str, str], ...],
               expect: tuple[Expected, ...], *, fire_at: float | None = None,
-              gone_at: float = 20 * 60 + 97) -> Case:
+              gone_at: float = GONE) -> Case:
     """The alert fires, then its series vanish (the hub stopped exporting them, e.g. the
     agent left the topology): it resolves instead of firing on stale data."""
-    first = fire_at if fire_at is not None else ctx.for_s(name) + 97
+    first = fire_at if fire_at is not None else ctx.fire_at(name)
     return Case("vanished", series, (Check(first, expect), Check(gone_at)))
 
 

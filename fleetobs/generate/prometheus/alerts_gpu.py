@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fleetobs.generate import links
 from fleetobs.generate.prometheus.common import (
+    GONE,
     GPU_EXPORTER_JOB,
     GROUP_VARS,
     MACHINE,
@@ -136,7 +137,7 @@ def gpu_cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     used, budget = sel("fleet_gpu_group_memory_used_bytes", grp), sel("fleet_gpu_group_memory_budget_bytes", grp)
 
     def at(name: str) -> float:
-        return ctx.for_s(name) + 97
+        return ctx.fire_at(name)
 
     gib = 1024 ** 3
     total = 24 * gib
@@ -232,7 +233,7 @@ def gpu_cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
             # the reason series gone (an older exporter): the alert still fires, without one
             Case("vanished", ((nvml_up, steps(0, 60)), (why, "1x20 stale")),
                  (Check(at("NvmlDown"), (Expected({**gexp, "reason": "driver_not_loaded", "severity": "warning"}, 0),)),
-                  Check(20 * 60 + 97 + ctx.for_s("NvmlDown"), (Expected({**gexp, "severity": "warning"}, 0),)))),
+                  Check(GONE + ctx.for_s("NvmlDown"), (Expected({**gexp, "severity": "warning"}, 0),)))),
         )
     return out
 
@@ -251,7 +252,7 @@ def container_cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     warn = {**svc, "severity": "warning"}
 
     def at(name: str) -> float:
-        return ctx.for_s(name) + 97
+        return ctx.fire_at(name)
 
     return {
         "ContainerMemoryNearLimit": (
@@ -282,7 +283,7 @@ def container_cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
 
 
 def _gone(ctx: Ctx, name: str, series: tuple[tuple[str, str], ...], expect: tuple[Expected, ...]) -> Case:
-    return Case("vanished", series, (Check(ctx.for_s(name) + 97, expect), Check(20 * 60 + 97)))
+    return Case("vanished", series, (Check(ctx.fire_at(name), expect), Check(GONE)))
 
 
 def groups(ctx: Ctx) -> tuple[AlertGroup, AlertGroup]:

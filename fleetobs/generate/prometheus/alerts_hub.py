@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fleetobs.generate import links
 from fleetobs.generate.prometheus.common import (
+    GONE,
     HUB_JOB,
     MACHINE,
     MACHINE_VARS,
@@ -75,17 +76,17 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     others = [x.name for x in ctx.topology.machines if x.name != m]
     hub = {"machine": m, "job": HUB_JOB, "instance": ctx.hub_instance(m)}
     up = sel("up", hub)
-    down_at = ctx.for_s("HubDown") + 97
+    down_at = ctx.fire_at("HubDown")
     out: dict[str, tuple[Case, ...]] = {
         "HubDown": (
             Case("fire", ((up, steps(0, 60)),), (Check(down_at, (Expected({**hub, "severity": "critical"}),)),)),
             Case("no-fire", ((up, steps(1, 60)),), (Check(down_at),)),
             # the hub's target gone: HubAbsent's case, not HubDown's
             Case("vanished", ((up, "0x20 stale"),),
-                 (Check(down_at, (Expected({**hub, "severity": "critical"}),)), Check(20 * 60 + 97))),
+                 (Check(down_at, (Expected({**hub, "severity": "critical"}),)), Check(GONE))),
         ),
     }
-    abs_at = ctx.for_s("HubAbsent") + 97
+    abs_at = ctx.fire_at("HubAbsent")
     other_job = sel("up", {"machine": m, "job": "prometheus", "instance": "localhost:9090"})
     out["HubAbsent"] = (
         Case("fire", ((other_job, steps(1, 60)),),
@@ -100,7 +101,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     peer_hub = {"machine": peer, "job": PEER_HUB_JOB, "instance": ctx.hub_instance(peer)}
     link = {**hub, "peer": peer}
     peer_up = sel("fleet_peer_up", link)
-    pu_at = ctx.for_s("PeerHubUnreachable") + 97
+    pu_at = ctx.fire_at("PeerHubUnreachable")
     pu = Expected({**link, "severity": "critical"})
     out["PeerHubUnreachable"] = (
         Case("fire", ((peer_up, steps(0, 60)), (up, steps(1, 60)), (sel("up", peer_hub), steps(0, 60))),
@@ -109,20 +110,21 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
         Case("no-fire", ((peer_up, steps(0, 60)), (up, steps(1, 60)), (sel("up", peer_hub), steps(1, 60))),
              (Check(pu_at),)),
         Case("vanished", ((peer_up, "0x20 stale"), (up, steps(1, 60)), (sel("up", peer_hub), steps(0, 60))),
-             (Check(pu_at, (pu,)), Check(20 * 60 + 97))),
+             (Check(pu_at, (pu,)), Check(GONE))),
     )
     st = seconds(ctx.config.thresholds.sync_stale)
     age = sel("fleet_sync_last_success_age_seconds", link)
-    ss_at = ctx.for_s("SyncStale") + st + 97
+    ss_at = st + ctx.fire_at("SyncStale")
     stale = Expected({**link, "severity": "warning"})
-    grow = f"0+60x{int(st // 60) + 60}"
+    grow = f"0+60x{int(ss_at // 60) + 60}"
+    last = int(ss_at // 60) + 2  # the age series' last step in the vanished case
     out["SyncStale"] = (
-        Case("fire", ((age, grow), (up, steps(1, 120))), (Check(ss_at, (stale,)),)),
-        Case("no-fire", ((age, "5x120"), (up, steps(1, 120))), (Check(ss_at),)),
+        Case("fire", ((age, grow), (up, steps(1, int(ss_at // 60) + 60))), (Check(ss_at, (stale,)),)),
+        Case("no-fire", ((age, f"5x{int(ss_at // 60) + 60}"), (up, steps(1, int(ss_at // 60) + 60))), (Check(ss_at),)),
         # never synced (no series) while the hub is up: the per-pair absent() rule fires
-        Case("vanished", ((age, f"0+60x{int(st // 60) + 10} stale"), (up, steps(1, 200))),
+        Case("vanished", ((age, f"0+60x{last} stale"), (up, steps(1, 200))),
              (Check(ss_at, (stale,)),
-              Check((int(st // 60) + 11) * 60 + ctx.for_s("SyncStale") + 97,
+              Check((last + 1) * 60 + ctx.fire_at("SyncStale"),
                     (Expected({"machine": m, "peer": peer, "severity": "warning"}),)))),
     )
     return out

@@ -73,7 +73,7 @@ def cases(ctx: Ctx) -> dict[str, tuple[Case, ...]]:
     shutdown = sel("fleet_log_lines_dropped_total", {**hub, "reason": "shutdown"})
 
     def at(name: str, after: float = 0) -> float:
-        return after + ctx.for_s(name) + 97
+        return after + ctx.fire_at(name)
 
     def warn(labels: dict[str, str]) -> Expected:
         return Expected({**labels, "severity": "warning"})

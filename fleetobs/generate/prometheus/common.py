@@ -3,6 +3,7 @@ builders for alerts and their test series."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,12 @@ class Ctx:
                      dashboard_url=self.config.grafana_url + links.dashboard_path(dashboard, variables),
                      labels=dict(labels or {}))
 
+    def fire_at(self, name: str) -> float:
+        """When a case whose condition holds from the start checks that ``name`` fires: one
+        evaluation (1m in the tests) of lag behind the recording rules, ``for`` rounded up
+        to the evaluation grid, and off the grid by 37 s."""
+        return 60 + math.ceil(self.for_s(name) / 60) * 60 + 37
+
     def hub_instance(self, machine: str) -> str:
         """The ``instance`` of a hub's series in every Prometheus (canonical, see scrape.py)."""
         st = stack(self.topology.machine(machine))
@@ -70,6 +77,11 @@ AGENT_VARS = {"machine": "{{ $labels.machine }}", "group": "{{ $labels.group }}"
               "agent": "{{ $labels.agent }}"}
 GROUP_VARS = {"machine": "{{ $labels.machine }}", "group": "{{ $labels.group }}"}
 MACHINE_VARS = {"machine": "{{ $labels.machine }}"}
+
+
+#: When a case checks that its alert let go: its series go stale at 21m (``...x20 stale``);
+#: rules reading recording rules lag one evaluation (1m in the tests) behind.
+GONE = 22 * 60 + 37
 
 
 def sel(name: str, labels: Mapping[str, str]) -> str:
