@@ -201,7 +201,7 @@ class Alerting(_Frozen):
     def _known_alerts(cls, v: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(v) - set(DEFAULT_FOR))
         if unknown:
-            raise ValueError(f"for: unknown alert(s) {', '.join(unknown)} "
+            raise ValueError(f"unknown alert(s) {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(DEFAULT_FOR))})")
         return v
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from fleetobs.agent.hub_url import HUB_AGENT
 from fleetobs.generate.prometheus.common import (
     AGENTS_JOB,
     ALERTMANAGER_JOB,
@@ -123,7 +124,9 @@ def prometheus_config(topology: Topology, machine: str, *, config: Alerting | No
                         honor_labels=True))
     sd = {"url": f"http://{at(own, own.hub)}/v1/sd/prometheus?machine={machine}",
           "refresh_interval": "1m", **_auth(cfg)}
-    jobs.append({"job_name": AGENTS_JOB, "http_sd_configs": [sd]})
+    jobs.append({"job_name": AGENTS_JOB, "http_sd_configs": [sd],
+                 # the SD lists the hub agent too, at the hub's own port: fleet-hub scrapes it
+                 "relabel_configs": [{"source_labels": ["agent"], "regex": HUB_AGENT, "action": "drop"}]})
     jobs.append(_static(PROMETHEUS_JOB, at(own, own.prometheus) if host_key(machine, "prometheus") in at.hosts
                         else f"localhost:{own.prometheus.port}", own, own.prometheus))
     jobs.append(_static(ALERTMANAGER_JOB, at(own, own.alertmanager), own, own.alertmanager))
