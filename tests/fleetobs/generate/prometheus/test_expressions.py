@@ -33,7 +33,6 @@ from fleetobs.generate.prometheus.rules import rule_files
 from fleetobs.generate.promql import is_external, metric_names, unknown_metrics
 from fleetobs.settings import load_settings
 from fleetobs.testing.alertmanager import AlertmanagerProcess
-from fleetobs.testing.binaries import require_binary
 from fleetobs.testing.loki import LokiStandIn
 from fleetobs.testing.prometheus import PrometheusProcess
 from fleetobs.topology.load import load_topology
@@ -151,7 +150,7 @@ def _exporter_exposition(tmp_path: Path, fleet: Topology) -> str:
 
 
 def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback test server
+    with urllib.request.urlopen(url, timeout=10) as r:
         return str(r.read().decode())
 
 

@@ -137,7 +137,8 @@ alerting:
     ("remote_write: [{url: 'ftp://x'}]", "alerting.remote_write[0].url: String should match pattern"),
 ])
 def test_bad_alerting_sections_are_located_errors(section: str, message: str) -> None:
-    text = f"machines: [{{name: a, hub_port: 9000, address: a}}]\ngroups: [{{name: g, machine: a}}]\nalerting:\n  {section}\n"
+    text = (f"machines: [{{name: a, hub_port: 9000, address: a}}]\ngroups: [{{name: g, machine: a}}]\n"
+            f"alerting:\n  {section}\n")
     with pytest.raises(TopologyError) as err:
         topology_from_text(text, "t.yaml")
     assert message in str(err.value), str(err.value)
