@@ -34,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleetobs.testing.alerting_stack import AlertingStack, StackOptions, Timings
+from fleetobs.testing.alerting_parts import Timings
+from fleetobs.testing.alerting_stack import AlertingStack, StackOptions
 from fleetobs.testing.procs import http_json, wait_until
 from fleetobs.topology.load import load_topology
 

@@ -23,14 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,26 +37,32 @@ from fleetobs.generate.prometheus.alertmanager import alertmanager_config
 from fleetobs.generate.prometheus.common import AGENTS_JOB
 from fleetobs.generate.prometheus.rules import rule_files
 from fleetobs.generate.prometheus.scrape import prometheus_config
-from fleetobs.simulator.agent import SimulatedAgent
 from fleetobs.simulator.behaviour import Behaviour
-from fleetobs.simulator.fleet import PortPlan, SimulatedFleet, specs_from_topology
+from fleetobs.testing.alerting_parts import (
+    HOSTS,
+    Cross,
+    StackHub,
+    Timings,
+    Unit,
+    free_http_pair,
+    stack_topology,
+)
 from fleetobs.testing.alertmanager import PEER_TIMEOUT_SECONDS, AlertmanagerCluster
 from fleetobs.testing.loop_thread import LoopThread
-from fleetobs.testing.procs import free_port, http_json, kill_process, wait_until
+from fleetobs.testing.procs import free_port, http_json, wait_until
 from fleetobs.testing.prometheus import PrometheusProcess
+from fleetobs.testing.sim_control import SimControl
 from fleetobs.testing.victoriametrics import VictoriaMetricsProcess
 from fleetobs.testing.webhook import Notification, WebhookReceiver
 from fleetobs.topology.alerting import Alerting, RemoteWrite, duration
 from fleetobs.topology.load import load_topology
-from fleetobs.topology.model import ProbeKind, Topology
+from fleetobs.topology.model import Topology
 from hub.registry import HUB_AGENT
 from hub.sync.faultproxy import FaultProxy
-from hub.sync.testing import HubProcess
 
 if TYPE_CHECKING:
     from exporters.app import GpuExporter
 
-HOSTS: dict[str, str] = {"mainpc": "127.0.0.1", "pc2": "127.0.0.2"}
 #: Pending alerts with a longer ``for`` cannot fire within a test.
 LONG_FOR_SECONDS = 120.0
 #: A loaded 2-core box can take long to start a Python process.
@@ -74,148 +75,6 @@ WATCHDOG_PATH = "/watchdog"
 TOKEN = "e2e-alerting-token"  # noqa: S105 - a test fleet's sync token
 
 
-@dataclass(frozen=True)
-class Timings:
-    """Every interval of the path, shortened for tests (production: docs/alerting.md)."""
-
-    heartbeat_seconds: float = 2.0  # the agents' interval: down after 3x silence
-    probe_interval_seconds: float = 2.0
-    probe_timeout_seconds: float = 1.0
-    sync_stale_seconds: float = 4.0
-    scrape_seconds: float = 1.0
-    eval_seconds: float = 1.0
-    for_seconds: float = 2.0  # every alert's ``for`` (non-zero ones), shortened
-    #: Production waits 30 s with 15 s intervals: a burst that the probe cycle, a scrape and
-    #: an evaluation spread out still lands in one notification. Kept at that proportion.
-    group_wait_seconds: float = 3.0
-    group_interval_seconds: float = 2.0
-    repeat_interval_seconds: float = 3600.0
-    resend_delay_seconds: float = 2.0  # Prometheus --rules.alert.resend-delay (1m)
-    #: Alerts about Prometheus' own start (no hub target yet, no Alertmanager discovered
-    #: yet) keep a ``for`` longer than its first target discovery (5 s), as production's
-    #: 2m and 5m are.
-    startup_for_seconds: float = 20.0
-    #: The hub's start-up grace (hub.service.HubConfig, not configurable: production's).
-    startup_grace_seconds: float = 30.0
-
-
-class StackHub(HubProcess):
-    """A hub on a fixed port, so Prometheus' config stays right across restarts."""
-
-    def __init__(self, *args: Any, fixed_port: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fixed_port = fixed_port
-
-    def argv(self) -> list[str]:
-        argv = super().argv()
-        argv[argv.index("--port") + 1] = str(self.fixed_port)
-        return argv
-
-
-class Unit:
-    """Some agents in their own ``fleetobs simulate`` process (killable for real)."""
-
-    def __init__(self, name: str, topology: Path, machine: str, log: Path) -> None:
-        self.name = name
-        self.topology = topology
-        self.machine = machine
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._offset = 0
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.spawn()
-        self.wait_started(timeout)
-
-    def spawn(self) -> None:
-        argv = [sys.executable, "-m", "fleetobs.cli.main", "simulate", "-t", str(self.topology),
-                "--host", HOSTS[self.machine], "-m", self.machine]
-        self._offset = self.log.stat().st_size if self.log.exists() else 0
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log,
-                                         env={**env, "PYTHONUNBUFFERED": "1"})
-
-    def wait_started(self, timeout: float = 30.0) -> None:
-        proc, offset = self.proc, self._offset
-        assert proc is not None
-
-        def started() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"unit {self.name} exited: {self.log.read_text()[-2000:]}")
-            return b"simulating " in self.log.read_bytes()[offset:]
-
-        wait_until(started, timeout, f"unit {self.name} starting")
-
-    def kill(self) -> None:
-        """SIGKILL: the agents vanish at once (connection refused from now on)."""
-        kill_process(self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                kill_process(self.proc)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-@dataclass
-class Cross:
-    """The fault proxies on the way from machine ``a`` to machine ``b``."""
-
-    sync: FaultProxy  # a's hub -> b's hub
-    scrape: FaultProxy  # a's Prometheus -> b's hub
-    alerts: FaultProxy  # a's Prometheus -> b's Alertmanager
-
-    def all(self) -> tuple[FaultProxy, ...]:
-        return (self.sync, self.scrape, self.alerts)
-
-
-async def _gather(*coros: Coroutine[Any, Any, object]) -> None:
-    await asyncio.gather(*coros)
-
-
-def _free_http_pair(host: str, taken: set[int]) -> int:
-    """A health_check_port whose +1 (the agent's HTTP port) is free too."""
-    for _ in range(200):
-        hc = free_port(host)
-        if hc in taken or hc + 1 in taken or hc + 1 > 65535:
-            continue
-        with contextlib.suppress(OSError):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((host, hc + 1))
-            taken.update((hc, hc + 1))
-            return hc
-    raise OSError("no free port pair")
-
-
-def stack_topology(base: Topology, timings: Timings, hub_ports: Mapping[str, int],
-                   hub_agent_ports: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """``base`` for loopback: machine addresses 127.0.0.x, the given hub ports, every
-    agent but the hub's own beating at ``timings.heartbeat_seconds``; the hub agent on its
-    hub's port (where its /metrics is)."""
-    doc = base.model_dump(mode="json")
-    doc["machines"] = [{**m, "address": HOSTS[m["name"]], "hub_port": hub_ports[m["name"]]}
-                       for m in doc["machines"] if m["name"] in HOSTS]
-    agents = []
-    for a in doc["agents"]:
-        if a["machine"] not in HOSTS:
-            continue
-        if a["name"] == HUB_AGENT:  # keeps its interval: it beats from the hub's own judge loop
-            port = (hub_agent_ports or hub_ports)[a["machine"]]
-            agents.append({**a, "port": port, "health_check_port": port})
-        else:
-            agents.append({**a, "heartbeat_interval_seconds": timings.heartbeat_seconds})
-    doc["agents"] = agents
-    doc["groups"] = [g for g in doc["groups"] if g["machine"] in HOSTS]
-    return doc
-
-
 @dataclass
 class StackOptions:
     #: Unit name -> agents (names; unique across the fleet) run in their own process.
@@ -225,10 +84,6 @@ class StackOptions:
     remote_write: bool = False
     #: The topology (default: the real fleet).
     topology: Topology | None = None
-    #: The hub agent's topology port is its hub's port, as in the real topology (its /metrics
-    #: is the hub's). False: a port nobody listens on, as the hub agent's HTTP SD target
-    #: is in compose (its group's service name).
-    hub_agent_on_hub_port: bool = True
 
 
 class AlertingStack:
@@ -240,8 +95,8 @@ class AlertingStack:
         self.hook = WebhookReceiver()
         self.hubs: dict[str, StackHub] = {}
         self.cross: dict[tuple[str, str], Cross] = {}
-        #: In-process simulated agents, one fleet per machine (on the machine's address).
-        self.fleets: dict[str, SimulatedFleet] = {}
+        #: The simulated agents not in a unit: one child process per machine, on its address.
+        self.sims: dict[str, SimControl] = {}
         self.units: dict[str, Unit] = {}
         self.am: AlertmanagerCluster | None = None
         self.prom: dict[str, PrometheusProcess] = {}
@@ -254,7 +109,6 @@ class AlertingStack:
         #: Seconds each start-up phase took.
         self.phases: dict[str, float] = {}
         self._phase_t = 0.0
-        self._fors: dict[str, float] = {}
 
     @property
     def machines(self) -> list[str]:
@@ -276,8 +130,7 @@ class AlertingStack:
         self.hook.start()
         base = self.options.topology or load_topology(None)
         hub_ports = {m: free_port(h) for m, h in HOSTS.items()}
-        apart = None if self.options.hub_agent_on_hub_port else {m: free_port(h) for m, h in HOSTS.items()}
-        doc = stack_topology(base, self.timings, hub_ports, apart)
+        doc = stack_topology(base, self.timings, hub_ports)
         unit_of = {a: u for u, names in self.options.units.items() for a in names}
         known = {a["name"] for a in doc["agents"]}
         if set(unit_of) - known:
@@ -286,20 +139,16 @@ class AlertingStack:
         for a in doc["agents"]:  # units listen on fixed ports: they restart on the same ones
             if a["name"] in unit_of:
                 host = HOSTS[a["machine"]]
-                a.update(port=free_port(host), health_check_port=_free_http_pair(host, taken))
-        topo = Topology.model_validate(doc)
-        probed = [a for a in topo.agents if a.probe not in (ProbeKind.NONE, ProbeKind.PUSH)]
-        in_process = [a.name for a in probed if a.name not in unit_of]
-        specs = [s for s in specs_from_topology(topo, self.machines, {}, PortPlan(ephemeral=True))
-                 if s.name in in_process]
+                a.update(port=free_port(host), health_check_port=free_http_pair(host, taken))
+        self.topology_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         for m in self.machines:
-            fleet = SimulatedFleet([s for s in specs if s.machine == m], host=HOSTS[m])
-            self.fleets[m] = fleet
-            report = self.loop.run(fleet.start())
-            if report.failed:
-                raise RuntimeError(f"simulated agents could not bind: {report.failed}")
-            topo = fleet.topology(topo)
-        self.topology = topo
+            self.sims[m] = SimControl(self.topology_path, m, HOSTS[m], unit_of, self.workdir / f"sim-{m}.log")
+        for m, sim in self.sims.items():
+            ports = sim.wait_ready()
+            for a in doc["agents"]:
+                if a["machine"] == m and a["name"] in ports:
+                    a["port"], a["health_check_port"] = ports[a["name"]]
+        self.topology = Topology.model_validate(doc)
         self.topology_path.write_text(yaml.safe_dump(self.topology.model_dump(mode="json"), sort_keys=False))
         for name, names in self.options.units.items():
             self._make_unit(name, names).spawn()
@@ -375,12 +224,13 @@ class AlertingStack:
     def wait_scraped(self, timeout: float = 40.0) -> None:
         """Until every Prometheus scrapes every target of its config successfully."""
         assert self.topology is not None
-        agents = {m: len(self.topology.agents_on(m)) for m in self.machines}
+        # the hub agent is the fleet-hub job's (the generated config drops its SD target)
+        agents = {m: sum(a.name != HUB_AGENT for a in self.topology.agents_on(m)) for m in self.machines}
 
         def healthy() -> bool:
             for m, prom in self.prom.items():
                 targets = prom.targets()
-                if any(t["health"] != "up" and not self._hub_agent_apart(t) for t in targets):
+                if any(t["health"] != "up" for t in targets):
                     return False
                 if sum(t["labels"].get("job") == AGENTS_JOB for t in targets) != agents[m]:
                     return False  # HTTP SD has not delivered every agent yet
@@ -392,12 +242,6 @@ class AlertingStack:
             bad = {m: [(t["scrapeUrl"], t["health"], t.get("lastError")) for t in p.targets()
                        if t["health"] != "up"] for m, p in self.prom.items()}
             raise TimeoutError(f"scrape targets not up after {timeout} s: {bad}") from None
-
-    def _hub_agent_apart(self, target: dict[str, Any]) -> bool:
-        """The hub agent's SD target when it is on a port where nothing listens (by design)."""
-        labels = target["labels"]
-        return (not self.options.hub_agent_on_hub_port and labels.get("job") == AGENTS_JOB
-                and labels.get("agent") == HUB_AGENT)
 
     def alerting_config(self) -> Alerting:
         """The topology's ``alerting`` section with this stack's short intervals."""
@@ -472,15 +316,14 @@ class AlertingStack:
             g.stop()
         for u in self.units.values():
             u.stop()
+        for sim in self.sims.values():
+            sim.stop()
         if self.loop is not None:
             loop = self.loop
             for c in self.cross.values():
                 for proxy in c.all():
                     with contextlib.suppress(Exception):
                         loop.run(proxy.stop(), 10)
-            for fleet in self.fleets.values():
-                with contextlib.suppress(Exception):
-                    loop.run(fleet.stop(), 15)
             loop.close()
             self.loop = None
         self.hook.close()
@@ -511,36 +354,21 @@ class AlertingStack:
     def start_unit(self, name: str) -> None:
         self.units[name].start()
 
-    def set_behaviour(self, behaviour: Behaviour, agents: Iterable[str] | None = None,
+    def set_behaviour(self, behaviour: Behaviour, agents: Sequence[str] | None = None,
                       failing_check: str | None = None) -> list[str]:
-        """Change how in-process agents answer (all of them by default); their names."""
-        changed = []
-        for agent in self._in_process(agents):
-            if failing_check is not None:
-                agent.spec.failing_check = failing_check
-            agent.behaviour = behaviour
-            changed.append(agent.spec.name)
-        return changed
+        """Change how the simulated agents (not the units) answer, all by default; their names."""
+        extra = {"behaviour": str(behaviour)}
+        if failing_check is not None:
+            extra["failing_check"] = failing_check
+        return [n for sim in self.sims.values() for n in sim.command("behaviour", agents, **extra)]
 
-    def _in_process(self, names: Iterable[str] | None) -> list[SimulatedAgent]:
-        wanted = None if names is None else set(names)
-        return [a for f in self.fleets.values() for a in f.agents.values()
-                if wanted is None or a.spec.name in wanted]
+    def stop_agents(self, agents: Sequence[str] | None = None) -> list[str]:
+        """Close simulated agents' sockets (all by default): not started yet, or gone."""
+        return [n for sim in self.sims.values() for n in sim.command("stop", agents)]
 
-    def stop_agents(self, names: Iterable[str] | None = None) -> list[str]:
-        """Close in-process agents' sockets (all by default): not started, or gone."""
-        agents = self._in_process(names)
-        for a in agents:  # restart on the same ports (the topology names them)
-            a.spec.port, a.spec.health_check_port = a.port, a.health_check_port
-        assert self.loop is not None
-        self.loop.run(_gather(*(a.stop() for a in agents)))
-        return [a.spec.name for a in agents]
-
-    def start_agents(self, names: Iterable[str] | None = None) -> list[str]:
-        agents = self._in_process(names)
-        assert self.loop is not None
-        self.loop.run(_gather(*(a.start() for a in agents)))
-        return [a.spec.name for a in agents]
+    def start_agents(self, agents: Sequence[str] | None = None) -> list[str]:
+        """Open them again, on the same ports."""
+        return [n for sim in self.sims.values() for n in sim.command("start", agents)]
 
     def kill_hub(self, machine: str) -> None:
         self.hubs[machine].kill()
@@ -575,10 +403,12 @@ class AlertingStack:
         """Until no alert is pending or firing anywhere (the Watchdog aside) and no page has
         arrived for a while (the last fault's resolved notifications are in)."""
         t = self.timings
-        quiet = t.group_interval_seconds + PEER_TIMEOUT_SECONDS + 1.0
+        # a resolution may still be on its way: the next group flush, then the second node's
+        # wait before it checks whether the first one sent it
+        quiet = t.group_wait_seconds + t.group_interval_seconds + PEER_TIMEOUT_SECONDS + 2.0
 
         def calm() -> bool:
-            if any(self._live(a) for m in self.machines for a in self.prometheus_alerts(m)):
+            if any(self.live_alerts(m) for m in self.machines):
                 return False
             assert self.am is not None
             if any(self.alertmanager_alerts(i) for i in range(len(self.am.nodes))):
@@ -589,24 +419,17 @@ class AlertingStack:
         try:
             wait_until(calm, timeout, "no alert anywhere", interval=0.25)
         except TimeoutError:
-            left = {m: [a["labels"] for a in self.prometheus_alerts(m) if self._live(a)] for m in self.machines}
+            left = {m: [a["labels"] for a in self.live_alerts(m)] for m in self.machines}
             held = [a["labels"] for a in self.alertmanager_alerts(0)]
             raise TimeoutError(f"alerts still active after {timeout} s: {left}; Alertmanager: {held}") from None
 
-    def _live(self, alert: dict[str, Any]) -> bool:
-        """Firing, or pending with a ``for`` this stack can live to see (the SLO burn-rate
-        alerts keep their hours-long ``for``: in a minutes-old Prometheus they stay pending)."""
-        if alert["state"] == "firing":
-            return True
-        return self._for_of(alert["labels"]["alertname"]) <= LONG_FOR_SECONDS
-
-    def _for_of(self, alertname: str) -> float:
-        if not self._fors:
-            rules = http_json(f"{next(iter(self.prom.values())).url}/api/v1/rules?type=alert")
-            for g in rules["data"]["groups"]:
-                for r in g["rules"]:
-                    self._fors[r["name"]] = min(self._fors.get(r["name"], float("inf")), float(r["duration"]))
-        return self._fors.get(alertname, 0.0)
+    def live_alerts(self, machine: str) -> list[dict[str, Any]]:
+        """Alerts of ``machine``'s Prometheus that are firing, or pending with a ``for`` this
+        stack can live to see (the SLO burn-rate alerts keep their hours-long ``for``: in a
+        minutes-old Prometheus they may stay pending forever). The Watchdog left out."""
+        rules = http_json(f"{self.prom[machine].url}/api/v1/rules?type=alert")["data"]["groups"]
+        return [a for g in rules for r in g["rules"] for a in r["alerts"]
+                if r["name"] != "Watchdog" and (a["state"] == "firing" or float(r["duration"]) < LONG_FOR_SECONDS)]
 
     def agents_of(self, machine: str, group: str | None = None) -> list[str]:
         assert self.topology is not None

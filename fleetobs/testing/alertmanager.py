@@ -25,7 +25,7 @@ from fleetobs.testing.procs import free_port, http_json, http_ok, kill_process
 
 #: How long the second node waits for the first one's notification to show in the
 #: gossiped log before it sends itself (production default: 15 s).
-PEER_TIMEOUT_SECONDS = 2.0
+PEER_TIMEOUT_SECONDS = 4.0
 #: Gossip settings for tests: settles in ~1.5 s (3 checks x 10 gossip intervals).
 TEST_CLUSTER_ARGS: tuple[str, ...] = (
     "--cluster.gossip-interval=50ms",

@@ -38,7 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
     for binary in (("prometheus",), ("prometheus-alertmanager", "alertmanager"), ("victoria-metrics",)):
         require_binary(*binary)
     work: Path = tmp_path_factory.mktemp("alerting")
-    st = AlertingStack(work, StackOptions(units={"victim": [VICTIM]}, remote_write=True, hub_agent_on_hub_port=False))
+    st = AlertingStack(work, StackOptions(units={"victim": [VICTIM]}, remote_write=True))
     try:
         st.start()
         yield st

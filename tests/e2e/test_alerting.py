@@ -37,9 +37,11 @@ def page_within(stack: AlertingStack) -> float:
 
 
 def quiet_for(stack: AlertingStack) -> float:
-    """Long enough for a duplicate (the second node) or a late alert to show up."""
+    """After a notification: long enough for a duplicate (the second node sends after its
+    peer timeout when the first one's log entry has not reached it) or for an alert that
+    the same fault raises a little later to show up."""
     t = stack.timings
-    return PEER_TIMEOUT_SECONDS + t.group_interval_seconds + t.for_seconds + 2 * t.eval_seconds + 1
+    return PEER_TIMEOUT_SECONDS + t.eval_seconds + 2
 
 
 def alerts_of(notes: list[Notification]) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -159,8 +161,10 @@ def test_partition_pages_only_peer_hub_unreachable_from_both_sides(calm: Alertin
     stack.hook.wait(lambda ns: resolved(ns) >= both, timeout=page_within(stack), since=heal)
     time.sleep(quiet_for(stack))
     after = stack.pages(heal)
-    assert {k[1] for k in alerts_of(after)} == {"PeerHubUnreachable"}, describe(after)
-    assert duplicates(after) == [], describe(after)
+    assert {k[:2] for k in alerts_of(after)} == {("resolved", "PeerHubUnreachable")}, describe(after)
+    # No duplicate check here: each side's alert reached only its own machine's Alertmanager
+    # during the partition; the other node first hears of it resolved, and then the cluster
+    # is at-least-once (both nodes may send the resolution when they flush at the same time).
 
 
 def test_dead_hub_pages_hub_down_and_silences_the_rest(calm: AlertingStack) -> None:
@@ -175,10 +179,13 @@ def test_dead_hub_pages_hub_down_and_silences_the_rest(calm: AlertingStack) -> N
     # Alertmanagers hold it inhibited by HubDown (not merely absent).
     wait_until(lambda: firing_in(stack, "mainpc", "PeerHubUnreachable", peer="pc2"),
                page_within(stack) + stack.timings.sync_stale_seconds, "PeerHubUnreachable firing on mainpc")
-    time.sleep(quiet_for(stack))
     for node in (0, 1):
-        held = {a["labels"]["alertname"]: a["status"]["state"] for a in stack.alertmanager_alerts(node)}
-        assert held.get("PeerHubUnreachable") == "suppressed", (node, held)
+        def suppressed(node: int = node) -> bool:
+            return any(a["labels"]["alertname"] == "PeerHubUnreachable" and a["status"]["state"] == "suppressed"
+                       for a in stack.alertmanager_alerts(node))
+
+        wait_until(suppressed, page_within(stack), f"Alertmanager {node} holds PeerHubUnreachable inhibited")
+    time.sleep(quiet_for(stack))
     during = stack.pages(mark)
     assert {k[1] for k in alerts_of(during)} == {"HubDown"}, describe(during)
     assert duplicates(during) == [], describe(during)
@@ -262,7 +269,7 @@ def test_hub_restart_raises_no_agent_missing_storm_during_its_grace(calm: Alerti
     stay = t.for_seconds + 3 * t.eval_seconds + t.group_wait_seconds + PEER_TIMEOUT_SECONDS + 2
     time.sleep(stay)
     for machine in stack.machines:
-        pending = [a["labels"]["alertname"] for a in stack.prometheus_alerts(machine)
+        pending = [a["labels"]["alertname"] for a in stack.live_alerts(machine)
                    if a["labels"]["alertname"] != "HubDown"]
         assert pending == [], (machine, pending)
     stack.start_agents([a for a in stopped if a != STRAGGLER])
