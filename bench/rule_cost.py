@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -32,18 +33,21 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import yaml
 
+from fleetobs import catalog
 from fleetobs.generate.prometheus.common import AGENTS_JOB
 from fleetobs.generate.prometheus.rules import rule_files
 from fleetobs.generate.prometheus.scrape import prometheus_config
-from fleetobs.testing.procs import free_port, http_ok, wait_until
+from fleetobs.testing.procs import free_port, http_json, http_ok, wait_until
 from fleetobs.testing.prometheus import PrometheusProcess
 from fleetobs.topology.model import Topology
 
@@ -130,19 +134,26 @@ def part1(n: int, minutes: float, work: Path) -> None:
             hub.wait()
 
 
+def query(prom: PrometheusProcess, expr: str) -> list[dict[str, Any]]:
+    """An instant query with a long timeout (a loaded box, 10,000 agents' series)."""
+    body = http_json(f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=120)
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
 def value(prom: PrometheusProcess, expr: str) -> float:
-    res = prom.query(expr)
+    res = query(prom, expr)
     return float(res[0]["value"][1]) if res else float("nan")
 
 
 def report_part1(prom: PrometheusProcess, n: int, minutes: float) -> None:
     window = f"{int(minutes * 60)}s"
-    rows = prom.query("prometheus_rule_group_last_duration_seconds")
-    peaks = {r["metric"]["rule_group"]: float(r["value"][1]) for r in prom.query(
+    rows = query(prom, "prometheus_rule_group_last_duration_seconds")
+    peaks = {r["metric"]["rule_group"]: float(r["value"][1]) for r in query(prom,
         f"max_over_time(prometheus_rule_group_last_duration_seconds[{window}])")}
-    rules_in = {r["metric"]["rule_group"]: float(r["value"][1]) for r in prom.query(
+    rules_in = {r["metric"]["rule_group"]: float(r["value"][1]) for r in query(prom,
         "prometheus_rule_group_rules")}
-    interval = {r["metric"]["rule_group"]: float(r["value"][1]) for r in prom.query(
+    interval = {r["metric"]["rule_group"]: float(r["value"][1]) for r in query(prom,
         "prometheus_rule_group_interval_seconds")}
     print("\n## 1. rule evaluation cost (prometheus_rule_group_last_duration_seconds)")
     print(f"{'rule group':52s} {'rules':>5s} {'interval':>8s} {'last ms':>9s} {'max ms':>9s}")
@@ -163,8 +174,12 @@ def report_part1(prom: PrometheusProcess, n: int, minutes: float) -> None:
     print(f"anchor, the hub scrape feeding them (max): {scrape * 1000:.1f} ms; "
           f"rules / scrape = {peak_total / scrape:.2f}x")
     print("\n## 2. series per agent at", n)
-    per = {r["metric"]["__name__"]: float(r["value"][1]) for r in prom.query(
-        'count by (__name__) ({job="fleet-hub", agent=~"sim-.*"})')}
+    per = {}
+    for spec in catalog.HUB:  # the hub's per-agent families
+        if "agent" in spec.labels:
+            for name in sorted(spec.exposed_names()):
+                per[name] = value(prom, f'count({name}{{job="fleet-hub", agent=~"sim-.*"}})')
+    per = {k: v for k, v in per.items() if not math.isnan(v)}  # nan: no series
     for name, c in sorted(per.items()):
         print(f"  {name:42s} {c / n:6.2f}")
     head = value(prom, "prometheus_tsdb_head_series")
@@ -180,7 +195,7 @@ def part3(work: Path) -> None:
         assert stack.topology is not None
         agent = stack.agents_of("mainpc")[0]
         time.sleep(5)
-        rows = prom.query(f'count by (job, __name__) ({{agent="{agent}"}})')
+        rows = query(prom, f'count by (job, __name__) ({{agent="{agent}"}})')
         counts = Counter({(r["metric"].get("job", ""), r["metric"]["__name__"]): int(r["value"][1]) for r in rows})
         n_agents = len(stack.agents_of("mainpc")) + len(stack.agents_of("pc2"))
         head = value(prom, "prometheus_tsdb_head_series")

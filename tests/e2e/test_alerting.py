@@ -20,7 +20,7 @@ import pytest
 from fleetobs.simulator.behaviour import Behaviour
 from fleetobs.testing.alerting_stack import WATCHDOG_PATH, AlertingStack
 from fleetobs.testing.alertmanager import PEER_TIMEOUT_SECONDS
-from fleetobs.testing.procs import wait_until
+from fleetobs.testing.procs import http_json, wait_until
 from fleetobs.testing.webhook import Notification, describe
 
 from .conftest import STRAGGLER, VICTIM
@@ -77,12 +77,13 @@ def calm(stack: AlertingStack) -> AlertingStack:
 
 def test_a_steady_fleet_pages_nothing_and_the_watchdog_arrives(calm: AlertingStack) -> None:
     stack = calm
-    assert stack.pages() == [], describe(stack.pages())
-    # The dead man's switch reaches its receiver from each machine's Prometheus.
+    # The dead man's switch reaches its receiver from each machine's Prometheus ...
     got = stack.hook.wait(lambda ns: {n.body["groupLabels"].get("machine") for n in ns
                                       if n.path == WATCHDOG_PATH} >= {"mainpc", "pc2"}, timeout=30)
     watchdog = [n for n in got if n.path == WATCHDOG_PATH]
     assert all(n.alertnames == {"Watchdog"} for n in watchdog)
+    # ... by then every rule has seen the healthy fleet for longer than any `for`: no page.
+    assert stack.pages() == [], describe(stack.pages())
 
 
 def test_dead_agent_pages_once_with_its_labels_and_runbook(calm: AlertingStack) -> None:
@@ -102,9 +103,11 @@ def test_dead_agent_pages_once_with_its_labels_and_runbook(calm: AlertingStack) 
     ann = alert["annotations"]
     assert ann["runbook_url"] == stack.topology.alerting.runbook("AgentDown")
     assert VICTIM in ann["summary"] and f"var-agent={VICTIM}" in ann["dashboard_url"]
-    # Both machines' Prometheus raise it and both send it to both Alertmanagers ...
-    assert firing_in(stack, "mainpc", "AgentDown", agent=VICTIM)
-    assert firing_in(stack, "pc2", "AgentDown", agent=VICTIM)
+    # Both machines' Prometheus raise it (pc2's from its scrape of mainpc's hub), both
+    # Alertmanagers hold it ...
+    for machine in stack.machines:
+        wait_until(lambda m=machine: firing_in(stack, m, "AgentDown", agent=VICTIM), 2 * stack.timings.eval_seconds + 5,
+                   f"AgentDown firing in {machine}'s Prometheus")
     for node in (0, 1):
         held = stack.alertmanager_alerts(node)
         assert any(a["labels"].get("agent") == VICTIM for a in held), node
@@ -141,10 +144,10 @@ def test_partition_pages_only_peer_hub_unreachable_from_both_sides(calm: Alertin
 
     stack.hook.wait(lambda ns: sides(ns) >= both, timeout=page_within(stack) + stack.timings.sync_stale_seconds,
                     since=mark)
-    # The far side's agents are `unknown` on each side now; nothing may page for them.
-    for machine in stack.machines:
-        hub_view = stack.hubs[machine]
-        assert hub_view.proc is not None and hub_view.proc.poll() is None
+    # Each side holds the far side's agents as `unknown` now; nothing may page for them.
+    for here, there in both:
+        view = http_json(f"{stack.hubs[here].url}/v1/agents?machine={there}")["agents"]
+        assert view and {a["state"] for a in view if a["machine"] == there} == {"unknown"}, (here, view[:2])
     time.sleep(quiet_for(stack))
     during = stack.pages(mark)
     assert {k[1] for k in alerts_of(during)} == {"PeerHubUnreachable"}, describe(during)
@@ -239,11 +242,13 @@ def test_remote_write_reaches_victoria_metrics(calm: AlertingStack) -> None:
 
     got = wait_until(stored, 30, "VictoriaMetrics returns mainpc's agents")
     assert got == local
-    # the external label came along, and only mainpc's series were written (pc2's are
-    # its own Prometheus' to write)
     sample = vm.query(expr)[0]["metric"]
     assert sample["machine"] == "mainpc" and sample["job"] == "fleet-hub"
+    # only mainpc's series were written (pc2's are its own Prometheus' to write) ...
     assert vm.query('count(fleet_agent_up{machine="pc2"})') == []
+    # ... with the external label: the Watchdog's ALERTS series has none in Prometheus
+    assert prom.query('ALERTS{alertname="Watchdog", machine=""}')
+    assert wait_until(lambda: vm.query('ALERTS{alertname="Watchdog", machine="mainpc"}'), 30, "ALERTS in VM")
     recorded = vm.query('machine_group:fleet_agent_up:ratio{machine="mainpc"}')
     assert recorded and all(float(r["value"][1]) == 1.0 for r in recorded)
 
