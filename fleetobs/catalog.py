@@ -77,6 +77,11 @@ HUB: tuple[MetricSpec, ...] = (
     _m("fleet_agent_heartbeat_age_seconds", "gauge",
        "Seconds since the hub last heard from the agent; absent when never seen.",
        "machine", "group", "agent"),
+    _m("fleet_agent_degraded_reason", "gauge",
+       "Why a degraded agent is degraded, always 1, present only while it is: its failed "
+       "health checks (health_checks.ready_signal=false), status=<word>, else other or "
+       "unspecified (the full text is in the agent record).",
+       "machine", "group", "agent", "reason"),
     _m("fleet_agent_interval_seconds", "gauge",
        "Heartbeat interval the agent is judged by (topology, or what it announced).",
        "machine", "group", "agent"),

@@ -15,6 +15,7 @@ registered on the hub's own CollectorRegistry, next to the plugins' collectors.
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,6 +35,20 @@ from hub.registry import Kind, Record
 from hub.runtime import OpenFiles
 
 _INF = float("inf")
+
+
+#: Reasons kept as a label value: built from the agent's fixed health-check names or its
+#: status word (bounded, and safe in the text format without escaping). Anything else is
+#: free text and stays in the agent record.
+_CHECK = r"health_checks\.[A-Za-z0-9_]{1,64}=false"
+_BOUNDED_REASON = re.compile(rf"^(?:{_CHECK}(?:, {_CHECK}){{0,7}}|status=[A-Za-z_]{{1,32}})$")
+
+
+def reason_label(reason: str | None) -> str:
+    """The ``reason`` label of ``fleet_agent_degraded_reason`` for the hub's reason text."""
+    if not reason:
+        return "unspecified"
+    return reason if _BOUNDED_REASON.match(reason) else "other"
 
 
 def _header(name: str) -> str:
@@ -67,6 +82,7 @@ def render_steps(records: Sequence[Record], machine: str, now: float, out: list[
     interval: list[str] = []
     required: list[str] = []
     unknown: list[str] = []
+    reasons: list[str] = []
     groups: Counter[tuple[str, State]] = Counter()
     for n, rec in enumerate(records, 1):
         t = rec.timing
@@ -83,6 +99,8 @@ def render_steps(records: Sequence[Record], machine: str, now: float, out: list[
         state_lines.append(cached[2])
         interval.append(cached[3])
         required.append(cached[4])
+        if st is State.DEGRADED:
+            reasons.append(f'fleet_agent_degraded_reason{{{rec.labels},reason="{reason_label(rec.reason)}"}} 1\n')
         if t.last_seen is not None:
             age.append(f"fleet_agent_heartbeat_age_seconds{{{rec.labels}}} "
                        f"{max(now - t.last_seen, 0.0):.3f}\n")
@@ -100,6 +118,7 @@ def render_steps(records: Sequence[Record], machine: str, now: float, out: list[
                         ("fleet_agent_heartbeat_age_seconds", age),
                         ("fleet_agent_interval_seconds", interval),
                         ("fleet_agent_required", required), ("fleet_agent_unknown", unknown),
+                        ("fleet_agent_degraded_reason", reasons),
                         ("fleet_group_agents", group_lines)):
         out.append(_header(name).encode())
         for i in range(0, len(lines), chunk * 4):

@@ -1,122 +1,109 @@
 """A real Prometheus (Debian's ``prometheus``) for tests, on a free 127.0.0.1 port.
 
-``with PrometheusProcess(config_yaml, files, workdir) as prom:`` writes the config and
-its side files (rule files, ...) into ``workdir``, starts the binary with its TSDB in
-``workdir``, waits for ``/-/ready``, and on exit kills it and waits for it. Locally a
-missing binary skips the test; under ``CI=true`` it fails it (``require_binary``).
+``with PrometheusProcess(config_yaml, files, workdir) as prom:`` writes the config
+and ``files`` (rule files, ...) into ``workdir``, starts Prometheus with its TSDB in
+``workdir``, waits for ``/-/ready`` and, on exit, kills it and waits for it. The
+config's relative paths (``rule_files``) resolve against ``workdir``. A config that
+scrapes Prometheus itself needs the port first: pass
+``extra_args=["--web.listen-address=127.0.0.1:PORT"]`` (``procs.free_port()``).
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import httpx
-
 from fleetobs.testing.binaries import require_binary
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class PrometheusError(RuntimeError):
-    """Prometheus did not start, or answered a query with an error."""
+from fleetobs.testing.procs import free_port, http_json, http_ok, kill_process
 
 
 class PrometheusProcess:
-    def __init__(self, config_yaml: str, files: Mapping[str, str], workdir: Path,
+    def __init__(self, config_yaml: str, files: dict[str, str], workdir: Path,
                  extra_args: Sequence[str] = ()) -> None:
         self.config_yaml = config_yaml
         self.files = dict(files)
-        self.workdir = workdir
+        self.workdir = Path(workdir)
         self.extra_args = list(extra_args)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "prometheus.log"
+        self.log = self.workdir / "prometheus.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> PrometheusProcess:
+    def start(self, timeout: float = 30.0) -> PrometheusProcess:
         binary = require_binary("prometheus")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "prometheus.yml").write_text(self.config_yaml)
         for rel, text in self.files.items():
             path = self.workdir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        for _attempt in range(3):  # a free port can be taken between the probe and the bind
-            self.port = _free_port()
-            argv = [binary, f"--config.file={self.workdir / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={self.workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}", *self.extra_args]
-            with self.log.open("ab") as log:
-                self.proc = subprocess.Popen(argv, cwd=self.workdir, stdout=log, stderr=log)
-            if self._wait_ready(30.0):
-                return self
-            self._kill()
-        raise PrometheusError(f"prometheus did not become ready:\n{self.log.read_text()[-3000:]}")
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._kill()
-
-    def _kill(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        if proc is not None:
-            proc.wait(timeout=10)
-
-    def _wait_ready(self, timeout: float) -> bool:
+            path.write_text(text, encoding="utf-8")
+        config = self.workdir / "prometheus.yml"
+        config.write_text(self.config_yaml, encoding="utf-8")
+        argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                "--web.enable-lifecycle"]
+        given = [a for a in self.extra_args if a.startswith("--web.listen-address=")]
+        if given:  # the caller chose the port (a config that scrapes Prometheus itself)
+            self.port = int(given[-1].rsplit(":", 1)[1])
+        else:
+            self.port = free_port()
+            argv.append(f"--web.listen-address=127.0.0.1:{self.port}")
+        argv += self.extra_args
+        with self.log.open("ab") as log:
+            # cwd: rule_files given relative resolve against the config's folder anyway
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        return False
+            if self.proc.poll() is not None:
+                break
+            if http_ok(f"{self.url}/-/ready"):
+                return self
+            time.sleep(0.1)
+        tail = self.log.read_text(errors="replace")[-3000:]
+        self.stop()
+        raise RuntimeError(f"prometheus did not become ready:\n{tail}")
 
-    def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        r = httpx.get(self.url + path, params=params, timeout=10.0)
-        body = r.json()
-        if r.status_code != 200 or body.get("status") != "success":
-            raise PrometheusError(f"{path} {dict(params or {})}: {body.get('error', r.text)}")
+    def stop(self) -> None:
+        kill_process(self.proc)
+
+    def __enter__(self) -> PrometheusProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- HTTP API --------------------------------------------------------------------
+    def _api(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        body = http_json(f"{self.url}{path}" + (f"?{query}" if query else ""))
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus {path}: {body}")
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query now; ``data.result`` (a list for vectors, [] when empty)."""
-        data = self._get("/api/v1/query", {"query": expr})
-        result = data["result"]
-        if data["resultType"] in ("scalar", "string"):
-            return [{"metric": {}, "value": result}]
-        return list(result)
+        """Instant query; ``data.result``."""
+        data = self._api("/api/v1/query", query=expr)
+        result: list[dict[str, Any]] = data["result"]
+        return result
 
     def wait_for(self, expr: str, timeout: float) -> list[dict[str, Any]]:
-        """Query until the result is non-empty; raises after ``timeout`` seconds."""
+        """``query(expr)`` until it is non-empty; raises TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             result = self.query(expr)
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise PrometheusError(f"{expr!r}: still empty after {timeout} s")
+                raise TimeoutError(f"{expr!r} stayed empty for {timeout} s")
             time.sleep(0.2)
 
     def targets(self) -> list[dict[str, Any]]:
-        """Active scrape targets (``data.activeTargets``)."""
-        return list(self._get("/api/v1/targets")["activeTargets"])
+        """Active scrape targets."""
+        data = self._api("/api/v1/targets", state="active")
+        active: list[dict[str, Any]] = data["activeTargets"]
+        return active

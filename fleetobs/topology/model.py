@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fleetobs.topology.alerting import Alerting
+
 GIB = 1024**3
 
 #: Names of agents, groups and machines: what is safe as a label value, a path
@@ -113,6 +115,8 @@ class Topology(_Frozen):
     machines: tuple[Machine, ...]
     groups: tuple[Group, ...] = ()
     agents: tuple[Agent, ...] = ()
+    #: Rules, alerts, SLOs and Alertmanager knobs (fleetobs/topology/alerting.py).
+    alerting: Alerting = Alerting()
 
     @model_validator(mode="before")
     @classmethod
@@ -156,6 +160,9 @@ class Topology(_Frozen):
                         f"agents[{i}] ({a.name}): group {a.group!r} is on machine "
                         f"{group.machine!r}, the agent on {a.machine!r}"
                     )
+        unknown_slo = sorted(set(self.alerting.slo.groups) - groups)
+        if unknown_slo:
+            raise ValueError(f"alerting.slo.groups: unknown group(s) {', '.join(unknown_slo)}")
         return self
 
     # Lookups are cached: the models are frozen, so the indexes cannot go stale.
