@@ -43,7 +43,15 @@ BENCHES = (
     Bench("probe_cli_startup.py", ("--runs", "3",)),
     Bench("logs_bench.py", ("--calls", "20000", "--rounds", "2", "--lines", "30000")),
     Bench("gpu_exporter_bench.py", ("--rounds", "40",)),
+    Bench("hub_start_stall.py", ("--agents", "2000", "--runs", "1")),
+    Bench("hub_soak.py", ("--minutes", "0.5", "--agents", "2000")),
+    Bench("alert_latency.py", ("--kills", "2",), needs=("prometheus", "prometheus-alertmanager")),
+    Bench("alert_quality.py", (), needs=("prometheus", "prometheus-alertmanager")),
+    Bench("rule_cost.py", ("--agents", "2000", "--minutes", "0.5", "--skip-stack"), needs=("prometheus",)),
 )
+
+#: Modules in bench/ that benchmarks import, not benchmarks themselves.
+HELPERS = frozenset({"hubproc.py"})
 
 _RATIO = re.compile(r"(?:ratio[^0-9\n]{0,40}?)?(\d+(?:\.\d+)?)x|ratio(?: to anchor)? (\d+(?:\.\d+)?)\b")
 _RELEVANT = re.compile(r"ratio|anchor|/", re.IGNORECASE)

@@ -32,7 +32,7 @@ ALLOWED_LABELS: frozenset[str] = frozenset({
     "machine", "group", "agent", "gpu", "uuid", "name", "service", "state", "status",
     "source", "reason", "peer", "protocol", "endpoint", "method", "route", "code",
     "call", "xid", "clock", "direction", "level", "outcome", "kind", "stream", "version",
-    "driver_version", "nvml_version", "cuda_version", "reason_code",
+    "driver_version", "nvml_version", "cuda_version", "reason_code", "phase",
 })
 
 UNIT_SUFFIXES = ("_bytes", "_seconds", "_ratio", "_celsius", "_watts", "_joules", "_hertz")
