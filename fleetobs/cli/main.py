@@ -15,6 +15,7 @@ from fleetobs.cli import hub as hub_cmd
 from fleetobs.cli import probe as probe_cmd
 from fleetobs.cli import sidecar as sidecar_cmd
 from fleetobs.cli import simulate as simulate_cmd
+from fleetobs.cli import simulate_group as simulate_group_cmd
 from fleetobs.cli import topology as topology_cmd
 from fleetobs.cli.errors import EXIT_USAGE, CLIError, print_error
 from fleetobs.errors import InputError
@@ -56,6 +57,7 @@ app.command("probe")(probe_cmd.probe)
 app.command("heartbeat")(heartbeat_cmd.heartbeat)
 app.command("sidecar")(sidecar_cmd.sidecar)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("simulate-group")(simulate_group_cmd.simulate_group)
 app.command("hub")(hub_cmd.hub)
 app.command("gpu-exporter")(gpu_exporter_cmd.gpu_exporter)
 app.command("build")(build_cmd.build)
