@@ -12,10 +12,11 @@ group's manifest (``group/<group>.json``: its agents and ports).
 ``health_check_port`` (never HTTP: an agent whose ``health_check_port + 1`` belongs to
 another agent has no ``/health``, and curl against a ZeroMQ port never succeeds), and its
 main port must accept connections (BaseAgent binds it only when its ~20 s constructor has
-finished). An agent is healthy when both hold and its health object's ``status`` is not
-``error`` (``degraded`` counts as answering unless ``--strict``: the real fleet's 300 s
-readiness key expiry turns every agent degraded, which is the hub's to explain, not a
-reason to mark every container unhealthy). Agents with ``"required": false`` are reported
+finished). An agent is healthy when both hold, its health object does not say
+``initialized: false`` and its ``status`` is not ``error``. ``degraded`` counts as
+answering unless ``--strict``: the real fleet's 300 s readiness key expiry turns every
+agent degraded, which is the hub's to explain, not a reason to mark every container
+unhealthy. Agents with ``"required": false`` are reported
 but never fail the container.
 
 ``http URL``: healthy when a GET answers 2xx (the hub's ``/ready``).
@@ -71,7 +72,7 @@ def ask_all(host: str, ports: list[int], timeout: float) -> dict[int, Any]:
                 try:
                     replies[sockets[sock]] = json.loads(raw)
                 except ValueError:
-                    replies[sockets[sock]] = {"status": "invalid reply"}
+                    replies[sockets[sock]] = "not JSON"  # verdict: not a health object
     finally:
         for sock in sockets:
             sock.close(linger=0)
@@ -90,6 +91,8 @@ def verdict(reply: Any, main_open: bool, strict: bool) -> str | None:
         return f"status {status}"
     if strict and status == "degraded":
         return "status degraded"
+    if reply.get("initialized") is False:
+        return "still initializing (constructor not finished)"
     if not main_open:
         return "main port not serving (constructor not finished, or the port is taken)"
     return None

@@ -40,14 +40,14 @@ CROSS_NETWORK = "cross"
 CROSS_NETWORK_DEFAULT = "fleetobs-cross"
 POLL = "2s"
 
-#: Locally built images (tests/docker builds them): the fleetobs image and Debian stand-ins.
+#: Locally built images (fleetobs/testing/docker/images.py): the fleetobs image and stand-ins.
 TEST_IMAGES: dict[str, str] = {
-    images.FLEETOBS.variable: "fleetobs-test/fleetobs:local",
-    images.PROMETHEUS.variable: "fleetobs-test/prometheus:local",
-    images.ALERTMANAGER.variable: "fleetobs-test/alertmanager:local",
-    images.LOKI.variable: "fleetobs-test/loki:local",
-    images.REDIS.variable: "fleetobs-test/redis:local",
-    images.NATS.variable: "fleetobs-test/nats:local",
+    images.FLEETOBS.variable: "fleetobs:local",
+    images.PROMETHEUS.variable: "fleetobs-standin-prometheus:local",
+    images.ALERTMANAGER.variable: "fleetobs-standin-alertmanager:local",
+    images.LOKI.variable: "fleetobs-standin-loki:local",
+    images.REDIS.variable: "fleetobs-standin-redis:local",
+    images.NATS.variable: "fleetobs-standin-nats:local",
 }
 #: Offsets of the published host ports in test.env.
 PORT_OFFSETS: dict[str, int] = {

@@ -126,7 +126,6 @@ def prometheus(v: Variables, stack: Stack) -> dict[str, Any]:
     m = stack.machine.name
     return {
         "image": image(v, images.PROMETHEUS),
-        "entrypoint": ["prometheus"],
         "command": [
             f"--config.file={PROMETHEUS_CONFIG}",
             "--storage.tsdb.path=/prometheus",
@@ -164,7 +163,6 @@ def alertmanager(v: Variables, stack: Stack, peers: list[Stack]) -> dict[str, An
     cluster_svc = Service(stack.alertmanager.name, cluster)
     return {
         "image": image(v, images.ALERTMANAGER),
-        "entrypoint": ["alertmanager"],
         "command": command,
         "restart": "unless-stopped",
         "volumes": [f"../../prometheus/{m}/alertmanager.yml:{ALERTMANAGER_CONFIG}:ro",
@@ -233,7 +231,6 @@ def nats(v: Variables, stack: Stack) -> dict[str, Any]:
     monitor = 8222
     return {
         "image": image(v, images.NATS),
-        "entrypoint": ["nats-server"],
         "command": ["--port", str(stack.nats.port), "--http_port", str(monitor)],
         "restart": "unless-stopped",
         "networks": [NETWORK],
