@@ -122,6 +122,15 @@ class FleetSettings(BaseSettings):
     docker_socket: Path | None = Field(None, validation_alias=_env("FLEET_DOCKER_SOCKET"),
                                        description="GPU exporter: Docker API socket; unset: "
                                                    "/var/run/docker.sock when present")
+    cgroup_root: Path = Field(Path("/sys/fs/cgroup"), validation_alias=_env("FLEET_CGROUP_ROOT"),
+                              description="GPU exporter: the host's /sys/fs/cgroup (mounted read-only "
+                                          "in compose), for container CPU, memory and OOM kills")
+    compose_project: str | None = Field(None, validation_alias=_env("FLEET_COMPOSE_PROJECT"),
+                                        description="GPU exporter: container metrics for this compose "
+                                                    "project only; unset: every container")
+    container_interval_seconds: float = Field(
+        5.0, gt=0, le=3600, validation_alias=_env("FLEET_CONTAINER_INTERVAL"),
+        description="GPU exporter: seconds between container state and cgroup reads")
     gpu_exporter_url: str | None = Field(None, validation_alias=_env("FLEET_GPU_EXPORTER_URL"),
                                          description="hub: this machine's GPU exporter; unset: "
                                                      "127.0.0.1 on FLEET_GPU_EXPORTER_PORT; off: no GPU view")
