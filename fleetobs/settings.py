@@ -148,6 +148,12 @@ class FleetSettings(BaseSettings):
     def _size(cls, v: Any) -> Any:
         return parse_size(v) if isinstance(v, str) else v
 
+    @field_validator("compose_project", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        # compose interpolates '${COMPOSE_PROJECT_NAME:-}' to "" where it is not set
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("peers", mode="before")
     @classmethod
     def _peers(cls, v: Any) -> Any:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,9 +70,27 @@ def wheelhouse_key(repo: Path, python: str = sys.executable) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine: CI starts one in the background while
+    the rest of the suite runs, and the Docker tests' own build waits for it (then finds
+    everything cached)."""
+    path = cache_dir() / "images.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _pip_wheel(python: str, args: list[str], timeout: float) -> None:
+    # A fixed SOURCE_DATE_EPOCH makes the wheel of unchanged sources byte-identical, so
+    # docker build's layer cache holds across runs.
     proc = subprocess.run([python, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
     if proc.returncode != 0:
         raise DockerError(f"pip wheel {' '.join(args[-2:])} failed: {proc.stderr[-2000:]}")
 
@@ -113,15 +133,44 @@ def _stage(wheels: Path, stage: Path, repo: Path) -> Path:
     return stage
 
 
+#: The label holding :func:`source_key` on a built fleetobs image.
+KEY_LABEL = "org.fleetobs.source-key"
+_PACKAGES = ("fleetobs", "hub", "exporters")
+
+
+def source_key(base: str, repo: Path = REPO) -> str:
+    """What the fleetobs image is built from: the packages' files, pyproject.toml, the
+    Dockerfile and its healthcheck script, the base image and the dependency set."""
+    h = hashlib.sha256(f"{base}\n{wheelhouse_key(repo)}\n".encode())
+    files = [repo / "pyproject.toml", repo / "docker" / "Dockerfile", repo / "docker" / "fleetobs-ready"]
+    for package in _PACKAGES:
+        files += [p for p in (repo / package).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for f in sorted(files):
+        h.update(f.relative_to(repo).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _labelled(docker: Docker, tag: str) -> str | None:
+    if not docker.image_exists(tag):
+        return None
+    labels = docker.inspect(tag, kind="image")[0]["Config"].get("Labels") or {}
+    value = labels.get(KEY_LABEL)
+    return value if isinstance(value, str) else None
+
+
 def build_fleetobs_image(docker: Docker, base: str, *, repo: Path = REPO, tag: str = f"fleetobs:{TAG}",
                          wheels: Path | None = None, timeout: float = 600) -> str:
-    """docker/Dockerfile on ``base``; ``wheels``: a wheelhouse already built (else built now)."""
+    """docker/Dockerfile on ``base``; ``wheels``: a wheelhouse already built (else built now).
+    Nothing is built when ``tag`` already carries the current :func:`source_key`."""
+    key = source_key(base, repo)
+    if _labelled(docker, tag) == key:
+        return tag
     with tempfile.TemporaryDirectory(prefix="fleetobs-image-") as tmp:
         if wheels is None:
             wheels = build_wheelhouse(Path(tmp) / "wheels", repo=repo)
         stage = _stage(wheels, Path(tmp) / "context", repo)
-        docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={base}", "-f",
-               str(stage / "docker" / "Dockerfile"), "-t", tag, str(stage), timeout=timeout)
+        docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={base}", "--label", f"{KEY_LABEL}={key}",
+               "-f", str(stage / "docker" / "Dockerfile"), "-t", tag, str(stage), timeout=timeout)
     return tag
 
 
@@ -150,18 +199,21 @@ def build_loki_standin(docker: Docker, fleetobs_image: str, tag: str = f"fleetob
 
 def build_all(docker: Docker, *, log: Callable[[str], None] = lambda _m: None) -> Images:
     """Every image. The base (debootstrap) and the wheelhouse are made side by side, then
-    the fleetobs image and the stand-ins (apt in a container) side by side."""
+    the fleetobs image and the stand-ins (apt in a container) side by side; what is
+    current already is not rebuilt."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="fleetobs-images-") as tmp, ThreadPoolExecutor(2) as pool:
-        wheels_future = pool.submit(build_wheelhouse, Path(tmp) / "wheels")
+    with build_lock(), tempfile.TemporaryDirectory(prefix="fleetobs-images-") as tmp, \
+            ThreadPoolExecutor(2) as pool:
+        stale = _labelled(docker, f"fleetobs:{TAG}") is None  # a first build: wheels meanwhile
+        wheels_future = pool.submit(build_wheelhouse, Path(tmp) / "wheels") if stale else None
         base = ensure_base_image(docker)
         log(f"base {base} ready after {time.monotonic() - started:.0f}s")
         standins_future = pool.submit(build_standins, docker, base)
-        fleetobs = build_fleetobs_image(docker, base, wheels=wheels_future.result())
-        log(f"{fleetobs} built after {time.monotonic() - started:.0f}s")
+        fleetobs = build_fleetobs_image(docker, base, wheels=wheels_future.result() if wheels_future else None)
+        log(f"{fleetobs} ready after {time.monotonic() - started:.0f}s")
         loki = build_loki_standin(docker, fleetobs)
         standins = standins_future.result()
-    log(f"stand-ins built after {time.monotonic() - started:.0f}s")
+    log(f"stand-ins ready after {time.monotonic() - started:.0f}s")
     return Images(base=base, fleetobs=fleetobs, loki=loki, **standins)
 
 
