@@ -7,9 +7,8 @@ so those localhost ports answer before any agent starts, and every agent of the 
 shares the machine's one Redis (its ready keys in one place, as on bare metal) and NATS.
 
 The upstream name is resolved for every new connection, so a restarted Redis (new IP)
-is found again. Standard library only; ``--check`` is its compose healthcheck (exit 0/1):
-each listener must relay a byte back from its upstream (Redis answers an inline PING,
-NATS greets with INFO).
+is found again. Standard library only. Its compose healthcheck is
+``python3 -m fleetobs.container.healthcheck relay ROUTE...`` (exit 0/1).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -122,40 +120,15 @@ async def serve(routes: list[Route]) -> None:
         await relay.close()
 
 
-def check(routes: list[Route], timeout: float) -> tuple[int, str]:
-    """0 when every listener relays a byte back from its upstream, else 1."""
-    bad: list[str] = []
-    for route in routes:
-        try:
-            with socket.create_connection((route.listen_host, route.listen_port), timeout=timeout) as s:
-                s.sendall(b"PING\r\n")
-                if not s.recv(1):
-                    bad.append(f"{route}: upstream closed the connection")
-        except OSError as exc:
-            bad.append(f"{route}: {exc}")
-    if bad:
-        return 1, "relay unhealthy: " + "; ".join(bad)
-    return 0, f"relay ok: {len(routes)} routes"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    checking = "--check" in args
-    args = [a for a in args if a != "--check"]
     try:
         routes = [parse_route(a) for a in args]
         if not routes:
             raise ValueError("give at least one LISTEN_HOST:PORT=UPSTREAM_HOST:PORT")
     except ValueError as exc:
         print(f"relay: error: {exc}", file=sys.stderr)
-        return 1 if checking else 2
-    if checking:
-        try:
-            code, line = check(routes, 3.0)
-        except Exception as exc:  # noqa: BLE001 - a healthcheck exits 0 or 1, never anything else
-            code, line = 1, f"relay check failed: {exc}"
-        print(line, flush=True)
-        return code
+        return 2
     asyncio.run(serve(routes))
     return 0
 

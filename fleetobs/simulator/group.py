@@ -102,6 +102,7 @@ class GroupAgent:
         self._sockets: list[zmq.asyncio.Socket] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._http: HttpServer | None = None
+        self._redis = resp.Connection(*config.redis)
 
     @property
     def ready_key(self) -> str:
@@ -157,18 +158,16 @@ class GroupAgent:
         return True
 
     async def _set_ready_key(self) -> None:
-        host, port = self.config.redis
         with contextlib.suppress(OSError, TimeoutError, resp.RedisError):
-            await resp.command(host, port, "SET", self.ready_key, "1", "EX", self.config.ready_ttl_seconds)
+            await self._redis.command("SET", self.ready_key, "1", "EX", self.config.ready_ttl_seconds)
             self.state.ready_key_set = True
 
     async def clear_ready_key(self) -> bool:
         """SIGINT cleanup: only an agent whose constructor finished gets this far."""
         if not self.state.initialized:
             return False
-        host, port = self.config.redis
         try:
-            await resp.command(host, port, "DEL", self.ready_key)
+            await self._redis.command("DEL", self.ready_key)
         except (OSError, TimeoutError, resp.RedisError):
             return False
         return True
@@ -181,9 +180,8 @@ class GroupAgent:
             body.update(status="degraded", ready=False, initialized=False, health_status="degraded",
                         message="initializing: registering with SystemDigitalTwin")
             return body
-        host, port = self.config.redis
         try:
-            ready = await resp.command(host, port, "EXISTS", self.ready_key, timeout=0.5)
+            ready = await self._redis.command("EXISTS", self.ready_key, timeout=1.0)
             checks["redis_connected"] = True
             checks["ready_signal"] = ready == 1
         except (OSError, TimeoutError, resp.RedisError):
@@ -230,6 +228,7 @@ class GroupAgent:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        self._redis.close()
 
 
 def _is_health_request(raw: bytes) -> bool:

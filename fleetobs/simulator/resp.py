@@ -59,6 +59,39 @@ async def command(host: str, port: int, *args: str | int, timeout: float = 1.0) 
     return await asyncio.wait_for(run(), timeout)
 
 
+class Connection:
+    """One kept-open connection, as a Redis client library keeps (a connect per health request
+    would add a TCP handshake and, through the group relay, a DNS lookup to every answer).
+    Reconnects after any failure. Not for concurrent use: callers serialise (``lock``)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.lock = asyncio.Lock()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def command(self, *args: str | int, timeout: float = 1.0) -> Reply:
+        async with self.lock:
+            try:
+                return await asyncio.wait_for(self._run(args), timeout)
+            except BaseException:
+                self.close()
+                raise
+
+    async def _run(self, args: tuple[str | int, ...]) -> Reply:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        writer.write(encode(*args))
+        await writer.drain()
+        return await _read_reply(reader)
+
+    def close(self) -> None:
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
+
+
 async def tcp_greeting(host: str, port: int, timeout: float = 1.0) -> bytes:
     """The first line a server sends on connect (NATS: ``INFO {...}``)."""
 

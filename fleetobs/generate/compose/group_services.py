@@ -155,7 +155,7 @@ def group_service(v: Variables, topology: Topology, stack: Stack, group: Group, 
         "restart": "unless-stopped",
         "environment": env,
         "volumes": volumes,
-        "healthcheck": hc.group(hc.Timing(interval="15s", timeout="10s", retries=3,
+        "healthcheck": hc.group(hc.Timing(interval="15s", timeout="15s", retries=3,
                                           start_period=hc.group_start_period(len(plan.members)))),
         "depends_on": _depends(topology, stack, group, earlier),
     }
@@ -182,12 +182,11 @@ def relay_service(v: Variables, topology: Topology, stack: Stack, group: Group) 
     service: dict[str, Any] = {
         "image": image(v, images.FLEETOBS),
         "command": ["python3", "-m", "fleetobs.container.relay", *routes],
-        "init": True,
         "restart": "unless-stopped",
         "networks": {NETWORK: {"aliases": [group.service_name]}},
         "depends_on": {stack.redis.name: {"condition": "service_healthy"},
                        stack.nats.name: {"condition": "service_healthy"}},
-        "healthcheck": hc.relay(routes, hc.Timing(interval="10s", timeout="5s", retries=3, start_period="10s")),
+        "healthcheck": hc.relay(routes, hc.Timing(start_period="10s")),
         "deploy": limits("64m", 0.25),
     }
     published = cross_machine_ports(topology, group)

@@ -23,7 +23,7 @@ MODULE = "fleetobs.container.healthcheck"
 @dataclass(frozen=True)
 class Timing:
     interval: str = "10s"
-    timeout: str = "5s"
+    timeout: str = "10s"  # generous: a loaded host takes seconds to start a Python
     retries: int = 3
     start_period: str = "30s"
 
@@ -48,10 +48,11 @@ def fleetobs_http(url: str, timing: Timing = Timing()) -> dict[str, Any]:
 
 
 def relay(routes: list[str], timing: Timing = Timing()) -> dict[str, Any]:
-    return timing.apply(["CMD", "python3", "-m", "fleetobs.container.relay", "--check", *routes])
+    return timing.apply(["CMD", "python3", "-m", MODULE, "relay", *routes, "--timeout", "3"])
 
 
 def group_start_period(agents: int, constructor_seconds: float = 20.0) -> str:
-    """Long enough for the group's launcher to start every agent (~20 s constructors; owners of
-    shared ports first) before failures count; a success counts as soon as it comes."""
-    return f"{int(60 + constructor_seconds + 5 * agents)}s"
+    """Long enough for a launcher that starts the agents one after the other (~20 s
+    constructors each, shared ports' owners first) before failures count; a success counts
+    as soon as it comes, so a quicker launcher is healthy sooner."""
+    return f"{int(60 + constructor_seconds * agents)}s"

@@ -8,10 +8,10 @@ so an override cannot take a GPU reservation away):
 - no Grafana (no image; the dashboards are validated against Grafana's schemas instead);
 - every group runs the fleetobs image's group simulator (``fleetobs simulate-group``, the
   real BaseAgent's quirks, constructor shortened by ``SIM_CONSTRUCTOR_SECONDS``) instead of
-  the agents' image;
+  the agents' image, without ``init: true`` (that image's tini is PID 1 already);
 - the plan's bind-mounted volumes are plain named volumes (no ``DATA_ROOT`` to prepare);
 - Alertmanager runs without cluster gossip (no second host to advertise);
-- healthchecks poll every 2 s so the test waits seconds, not minutes;
+- healthchecks poll every 5 s (and count from 60 s) so the test waits seconds, not minutes;
 - each hub also joins the external network ``FLEETOBS_CROSS_NETWORK`` under its machine's
   topology ``address`` (``mainpc``, ``pc2``): both machines' projects share one daemon, and
   the hubs reach each other at ``http://<address>:<hub_port>`` exactly as in production.
@@ -38,7 +38,7 @@ TEST_COMPOSE_FILE = "docker-compose.test.yml"
 TEST_ENV_FILE = "test.env"
 CROSS_NETWORK = "cross"
 CROSS_NETWORK_DEFAULT = "fleetobs-cross"
-POLL = "2s"
+POLL = "5s"  # each check starts a Python: every 2 s over ~30 containers loads a small host
 
 #: Locally built images (fleetobs/testing/docker/images.py): the fleetobs image and stand-ins.
 TEST_IMAGES: dict[str, str] = {
@@ -89,6 +89,7 @@ def local_bundle(topology: Topology, machine: str) -> LocalBundle:
         svc["image"] = "${" + images.FLEETOBS.variable + ":-" + images.FLEETOBS.default + "}"
         svc["command"] = ["fleetobs", "simulate-group", "--manifest", hc.MANIFEST,
                           "--constructor-seconds", "${SIM_CONSTRUCTOR_SECONDS:-2}"]
+        del svc["init"]  # the fleetobs image's tini is PID 1 already
     am = services[stack.alertmanager.name]
     am["command"] = [c for c in am["command"] if not c.startswith(("--cluster.peer=", "--cluster.advertise"))]
     am["command"] = ["--cluster.listen-address=" if c.startswith("--cluster.listen-address=") else c

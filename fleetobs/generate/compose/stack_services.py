@@ -30,6 +30,10 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 NETWORK = "fleet"  # the machine's one bridge network (a bridge cannot span machines)
 
 
+# Services of the fleetobs image get no ``init: true``: the image's entrypoint is tini,
+# already PID 1 (a second init only makes tini warn that it is not).
+
+
 def image(v: Variables, img: images.Image) -> str:
     return v.ref(img.variable, img.default, img.doc)
 
@@ -81,7 +85,6 @@ def hub(v: Variables, stack: Stack, peers: list[Stack]) -> dict[str, Any]:
     return {
         "image": image(v, images.FLEETOBS),
         "command": ["fleetobs", "hub"],
-        "init": True,
         "restart": "unless-stopped",
         "environment": env,
         "volumes": [f"observability_data:{HUB_DATA_DIR}"],
@@ -98,7 +101,6 @@ def gpu_exporter(v: Variables, stack: Stack) -> dict[str, Any]:
     return {
         "image": image(v, images.FLEETOBS),
         "command": ["fleetobs", "gpu-exporter"],
-        "init": True,
         "restart": "unless-stopped",
         # PIDs of GPU processes are host PIDs (NVML); their cgroups name the containers.
         "pid": "host",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetobs.container import healthcheck
 from fleetobs.container.relay import Relay, Route, main, parse_route
 from fleetobs.simulator import resp
 from fleetobs.testing.redis import RedisProcess
@@ -56,6 +57,10 @@ async def test_a_down_upstream_closes_the_client_connection(tmp_path: Path) -> N
         await relay.close()
 
 
+def check(*routes: str) -> int:
+    return healthcheck.main(["relay", *routes, "--timeout", "2"])
+
+
 def test_check_is_0_through_a_live_relay_and_1_otherwise(redis: RedisProcess) -> None:
     listen = free_port()
     route = f"127.0.0.1:{listen}=127.0.0.1:{redis.port}"
@@ -64,13 +69,13 @@ def test_check_is_0_through_a_live_relay_and_1_otherwise(redis: RedisProcess) ->
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().startswith("relay: ")
-            assert main(["--check", route]) == 0
+            assert check(route) == 0
             redis.stop()
-            assert main(["--check", route]) == 1
+            assert check(route) == 1
         finally:
             proc.terminate()  # SIGTERM: the relay handles it and exits cleanly
             assert proc.wait(10) == 0
-    assert main(["--check", route]) == 1  # nothing listens
+    assert check(route) == 1  # nothing listens
 
 
 @pytest.mark.parametrize("text", ["127.0.0.1:6379", "127.0.0.1:6379=redis", ":1=redis:2", "h:0=redis:1"])
@@ -78,7 +83,11 @@ def test_bad_routes_are_rejected(text: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_route(text)
     assert main([text]) == 2
-    assert main(["--check", text]) == 1  # a healthcheck exits 0 or 1
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:6379", "127.0.0.1:x=redis:1"])
+def test_a_bad_route_in_the_healthcheck_is_unhealthy_not_2(text: str) -> None:
+    assert check(text) == 1
 
 
 def test_route_round_trips() -> None:

@@ -33,12 +33,13 @@ def test_only_the_documented_differences(fleet: Topology, compose: dict[str, dic
         actual = _normal(svc)
         assert "reservations" not in svc.get("deploy", {}).get("resources", {})
         if "healthcheck" in svc:
-            assert svc["healthcheck"]["interval"] == "2s"
+            assert svc["healthcheck"]["interval"] == "5s"
         if name in group_services:
             assert actual.pop("image") == "${FLEETOBS_IMAGE:-fleetobs:0.1.0}"
             assert actual.pop("command")[:4] == ["fleetobs", "simulate-group", "--manifest", "/fleetobs/group.json"]
             expected.pop("image")
             expected.pop("command")
+            assert expected.pop("init") is True and "init" not in actual
         if name == "alertmanager":
             assert "--cluster.listen-address=" in actual["command"]
             assert not [c for c in actual.pop("command") if c.startswith(("--cluster.peer", "--cluster.adv"))]
