@@ -25,6 +25,7 @@ PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 PROMETHEUS_RULES = "/etc/prometheus/rules"
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 HOST_PROC = "/host/proc"
+HOST_CGROUP = "/host/sys/fs/cgroup"
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 NETWORK = "fleet"  # the machine's one bridge network (a bridge cannot span machines)
@@ -113,10 +114,16 @@ def gpu_exporter(v: Variables, stack: Stack) -> dict[str, Any]:
             "FLEET_GPU_EXPORTER_PORT": str(port),
             "FLEET_GPU_PROC_ROOT": HOST_PROC,
             "FLEET_DOCKER_SOCKET": DOCKER_SOCKET,
+            "FLEET_CGROUP_ROOT": HOST_CGROUP,
+            # Only this project's containers (two projects on one daemon: the tests); empty,
+            # as on a host with one project: every container.
+            "FLEET_COMPOSE_PROJECT": v.ref("COMPOSE_PROJECT_NAME", "",
+                                           "compose project name; empty: the folder's name (mainpc, pc2)"),
             "FLEET_LOG_LEVEL": v.ref("FLEET_LOG_LEVEL", "INFO", "log level of the fleetobs services"),
             "NVIDIA_DRIVER_CAPABILITIES": "utility",
         },
-        "volumes": [f"/proc:{HOST_PROC}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"],
+        "volumes": [f"/proc:{HOST_PROC}:ro", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro",
+                    f"/sys/fs/cgroup:{HOST_CGROUP}:ro"],  # containers' CPU, memory, OOM kills
         "ports": [publish(v, stack.gpu_exporter, "GPU_EXPORTER_HOST_PORT", "the GPU exporter")],
         "networks": [NETWORK],
         "healthcheck": hc.fleetobs_http(f"http://127.0.0.1:{port}/metrics"),

@@ -170,8 +170,11 @@ def test_the_hub(fleet: Topology, compose: dict[str, dict[str, Any]], machine: s
 def test_the_gpu_exporter_sees_host_pids_proc_and_docker_read_only(compose: dict[str, dict[str, Any]]) -> None:
     exp = compose["mainpc"]["services"]["gpu-exporter"]
     assert exp["pid"] == "host"
-    assert set(exp["volumes"]) == {"/proc:/host/proc:ro", "/var/run/docker.sock:/var/run/docker.sock:ro"}
+    assert set(exp["volumes"]) == {"/proc:/host/proc:ro", "/var/run/docker.sock:/var/run/docker.sock:ro",
+                                   "/sys/fs/cgroup:/host/sys/fs/cgroup:ro"}
     assert exp["environment"]["FLEET_GPU_PROC_ROOT"] == "/host/proc"
+    assert exp["environment"]["FLEET_CGROUP_ROOT"] == "/host/sys/fs/cgroup"
+    assert exp["environment"]["FLEET_COMPOSE_PROJECT"] == "${COMPOSE_PROJECT_NAME:-}"
     assert exp["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
 
 
