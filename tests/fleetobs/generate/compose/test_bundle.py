@@ -223,3 +223,19 @@ def test_published_ports_are_unique_per_machine_and_across_the_test_bundles(
                 assert addr == "127.0.0.1"
                 seen.append((proto, port))
     assert len(seen) == len(set(seen))
+
+
+def test_an_agent_the_other_machine_depends_on_is_published_on_its_relay() -> None:
+    from fleetobs.generate.compose.bundle import bundle
+
+    t = Topology.model_validate({
+        "machines": [{"name": "m", "hub_port": 9000, "address": "m"}, {"name": "n", "hub_port": 9100, "address": "n"}],
+        "groups": [{"name": "g", "machine": "m"}, {"name": "h", "machine": "n"}],
+        "agents": [{"name": "Shared", "machine": "m", "group": "g", "port": 7000, "health_check_port": 8000},
+                   {"name": "Local", "machine": "m", "group": "g", "port": 7001, "health_check_port": 8001},
+                   {"name": "User", "machine": "n", "group": "h", "port": 7100, "health_check_port": 8100,
+                    "dependencies": ["Shared"]}],
+    })
+    services = bundle(t, "m").document["services"]
+    assert services["g-net"]["ports"] == ["${PUBLISH_ADDRESS:-0.0.0.0}:7000:7000"]
+    assert "ports" not in bundle(t, "n").document["services"]["h-net"]
