@@ -23,7 +23,7 @@ CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prome
 
 # prom/alertmanager: ENTRYPOINT /bin/alertmanager, config /etc/alertmanager, data /alertmanager.
 FROM debian-services AS alertmanager
-RUN ln -s prometheus-alertmanager /usr/bin/alertmanager \
+RUN ln -s "$(command -v prometheus-alertmanager)" /usr/bin/alertmanager \
  && mkdir -p /alertmanager /etc/alertmanager && chown nobody:nogroup /alertmanager \
  && printf 'route:\n  receiver: default\nreceivers:\n  - name: default\n' > /etc/alertmanager/alertmanager.yml
 USER nobody
@@ -47,7 +47,7 @@ CMD ["redis-server"]
 
 # nats: ENTRYPOINT /nats-server, client port 4222, monitoring 8222.
 FROM debian-services AS nats
-RUN ln -sf /usr/bin/nats-server /nats-server
+RUN ln -s "$(command -v nats-server)" /nats-server
 USER nobody
 EXPOSE 4222 8222
 ENTRYPOINT ["tini", "--", "/nats-server"]

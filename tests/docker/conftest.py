@@ -21,15 +21,25 @@ import pytest
 
 from fleetobs.testing.binaries import in_ci
 from fleetobs.testing.docker.cli import SOCKET, Docker, DockerError, compose_binary, docker_binary
-from fleetobs.testing.docker.compose import ComposeProject, sweep, wait_healthy
+from fleetobs.testing.docker.compose import ComposeProject, diagnose, sweep, wait_healthy
 from fleetobs.testing.docker.daemon import DockerDaemon
 from fleetobs.testing.docker.fleet import DockerSession, Fleet, env_file
-from fleetobs.testing.docker.images import build_all
+from fleetobs.testing.docker.images import build_all, daemon_marker
 from fleetobs.testing.docker.stage import stage_bundles
 from fleetobs.topology.load import load_topology
 
 MACHINES = ("mainpc", "pc2")
 CROSS_NETWORK = "fleetobs-cross"
+#: Development only: FLEETOBS_DOCKER_KEEP=1 leaves both projects up after the tests (in a
+#: fixed folder), and the next run reuses them (``up -d`` on unchanged containers is quick).
+KEEP = os.environ.get("FLEETOBS_DOCKER_KEEP") == "1"
+KEEP_ROOT = Path("/tmp/fleetobs-docker-keep")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Docker tests last: in CI their images build in the background meanwhile."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: here in Path(str(item.path)).parents)
 
 
 def _unavailable(msg: str) -> None:
@@ -49,7 +59,7 @@ def docker_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerS
     assert binary is not None and compose is not None
     if os.geteuid() != 0:
         _unavailable("the Docker tests run as root (dockerd, debootstrap)")
-    daemon = DockerDaemon(tmp_path_factory.mktemp("dockerd") / "dockerd.log", SOCKET)
+    daemon = DockerDaemon(tmp_path_factory.mktemp("dockerd") / "dockerd.log", SOCKET, marker=daemon_marker())
     try:
         daemon.start()
     except DockerError as exc:
@@ -80,15 +90,17 @@ def _project(session: DockerSession, root: Path, machine: str) -> ComposeProject
 @pytest.fixture(scope="module")
 def fleet(docker_session: DockerSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     topology = load_topology(None)
-    root = stage_bundles(topology, tmp_path_factory.mktemp("bundles"))
+    root = stage_bundles(topology, KEEP_ROOT if KEEP else tmp_path_factory.mktemp("bundles"))
     docker = docker_session.docker
     projects = {m: _project(docker_session, root, m) for m in MACHINES}
     names = [p.project for p in projects.values()]
-    sweep(docker, names, [CROSS_NETWORK])  # what a crashed earlier run left
+    if not KEEP:
+        sweep(docker, names, [CROSS_NETWORK])  # what a crashed earlier run left
     fleet = Fleet(topology, docker, projects,
                   {m: env_file(p.directory / "test.env") for m, p in projects.items()})
     try:
-        docker("network", "create", "--label", "fleetobs.test=1", CROSS_NETWORK, timeout=60)
+        if not docker.ok("network", "inspect", CROSS_NETWORK):
+            docker("network", "create", "--label", "fleetobs.test=1", CROSS_NETWORK, timeout=60)
         started = time.monotonic()
         errors: dict[str, BaseException] = {}
 
@@ -103,13 +115,17 @@ def fleet(docker_session: DockerSession, tmp_path_factory: pytest.TempPathFactor
             t.start()
         for t in threads:
             t.join()
-        if errors:
-            raise next(iter(errors.values()))
-        for p in projects.values():
-            wait_healthy(p, timeout=120)
+        try:
+            if errors:
+                raise next(iter(errors.values()))
+            for p in projects.values():
+                wait_healthy(p, timeout=120)
+        except DockerError as exc:
+            pytest.fail(f"{exc}\n" + "\n".join(diagnose(p) for p in projects.values()), pytrace=False)
         fleet.healthy_seconds = time.monotonic() - started
         yield fleet
     finally:
-        for p in projects.values():
-            p.down()
-        sweep(docker, names, [CROSS_NETWORK])
+        if not KEEP:
+            for p in projects.values():
+                p.down()
+            sweep(docker, names, [CROSS_NETWORK])

@@ -30,6 +30,7 @@ class ComposeProject:
     files: Sequence[str] = ("docker-compose.yml",)
     env_file: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    up_retries: list[str] = field(default_factory=list)  # why ``up`` had to be run again
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         argv = [self.compose, "--project-name", self.project, "--project-directory", str(self.directory)]
@@ -39,10 +40,23 @@ class ComposeProject:
             argv += ["-f", str(self.directory / f)]
         return run([*argv, *args], timeout=timeout, env=self.env, cwd=self.directory, check=check).stdout
 
-    def up(self, timeout: float = 300) -> float:
-        """``up -d`` (waits for ``service_healthy`` dependencies); returns the seconds it took."""
+    def up(self, timeout: float = 300, attempts: int = 3) -> float:
+        """``up -d`` (waits for ``service_healthy`` dependencies); returns the seconds it took.
+
+        compose 1.29 gives up on the whole project the moment a dependency is seen
+        unhealthy, even when it recovers a check later (a healthcheck that missed its
+        timeout on a loaded machine). ``up`` is idempotent, so that case is retried:
+        :attr:`up_retries` says how often it happened."""
         started = time.monotonic()
-        self("up", "-d", "--no-build", "--remove-orphans", timeout=timeout)
+        for attempt in range(1, attempts + 1):
+            try:
+                self("up", "-d", "--no-build", "--remove-orphans",
+                     timeout=max(1.0, timeout - (time.monotonic() - started)))
+                break
+            except DockerError as exc:
+                if "is unhealthy" not in str(exc) or attempt == attempts:
+                    raise
+                self.up_retries.append(str(exc).strip().splitlines()[-2:][0])
         return time.monotonic() - started
 
     def down(self, timeout: float = 120) -> None:
@@ -108,6 +122,24 @@ def wait_healthy(project: ComposeProject, timeout: float, services: Sequence[str
             bad = {service_of(c): health(c) for c in containers if not ready(c)}
             raise DockerError(f"{project.project} not healthy after {timeout:.0f}s: {json.dumps(bad)}")
         time.sleep(1.0)
+
+
+def diagnose(project: ComposeProject, lines: int = 15) -> str:
+    """The containers that are not :func:`ready`: their last health checks and log lines."""
+    out: list[str] = []
+    try:
+        containers = project.containers()
+    except DockerError as exc:
+        return f"(cannot list {project.project}: {exc})"
+    for c in containers:
+        if ready(c):
+            continue
+        out.append(f"--- {project.project} {service_of(c)}: {health(c)} (exit {c['State'].get('ExitCode')})")
+        for check in (c["State"].get("Health") or {}).get("Log", [])[-2:]:
+            out.append(f"    check exit {check.get('ExitCode')}: {str(check.get('Output', '')).strip()[-500:]}")
+        logs = run([project.docker.binary, "logs", "--tail", str(lines), c["Id"]], timeout=30, check=False)
+        out += ["    " + line for line in (logs.stdout + logs.stderr).strip().splitlines()[-lines:]]
+    return "\n".join(out) or f"(every container of {project.project} is ready)"
 
 
 def sweep(docker: Docker, projects: Sequence[str], networks: Sequence[str] = ()) -> list[str]:

@@ -217,18 +217,36 @@ def build_all(docker: Docker, *, log: Callable[[str], None] = lambda _m: None) -
     return Images(base=base, fleetobs=fleetobs, loki=loki, **standins)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fleetobs.testing.docker.images",
+                                     description="Build the images of the Docker tests.")
+    parser.add_argument("--start-daemon", action="store_true",
+                        help="start dockerd when none answers and leave it running for the tests "
+                             "(they adopt it through a marker file and stop it)")
+    args = parser.parse_args(argv)
     binary = docker_binary()
     if binary is None:
         print("docker not found (apt-get install docker.io)", file=sys.stderr)
         return 2
     try:
+        if args.start_daemon:
+            from fleetobs.testing.docker.daemon import DockerDaemon
+
+            daemon = DockerDaemon(cache_dir() / "dockerd.log", marker=daemon_marker()).start()
+            daemon.detach()
         images = build_all(Docker(binary), log=lambda m: print(m, file=sys.stderr))
     except DockerError as exc:
         print(f"image build failed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(asdict(images), indent=2))
     return 0
+
+
+def daemon_marker() -> Path:
+    """Where the PID of a dockerd fleetobs started is kept (see DockerDaemon)."""
+    return cache_dir() / "dockerd.pid"
 
 
 if __name__ == "__main__":
