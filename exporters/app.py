@@ -1,4 +1,4 @@
-"""The GPU exporter wired together: NVML, /proc, Docker, topology -> collector -> HTTP.
+"""The GPU exporter wired together: NVML, /proc, cgroups, Docker, topology -> collector -> HTTP.
 
 Every side effect is an argument (NVML library, /proc root, Docker socket, clock), so
 the CLI, the tests and the benchmark build the very same object.
@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporters.attribution import Attributor
+from exporters.cgroup_stats import CgroupTree
 from exporters.cgroups import ProcRoot
 from exporters.collector import GpuCollector
+from exporters.containers import ContainerMonitor
 from exporters.docker_api import DockerDirectory
+from exporters.docker_state import DockerStates
 from exporters.nvml import Nvml
 from exporters.server import ExporterServer
 from fleetobs.topology.model import Topology
@@ -29,6 +32,9 @@ class ExporterConfig:
     proc_root: Path = Path("/proc")
     docker_socket: Path | None = None
     docker_refresh_seconds: float = 30.0
+    cgroup_root: Path = Path("/sys/fs/cgroup")  # the host's (mounted read-only in compose)
+    compose_project: str | None = None  # only this project's containers; None: all
+    container_interval_seconds: float = 5.0
 
 
 class GpuExporter:
@@ -42,8 +48,14 @@ class GpuExporter:
                                       refresh_seconds=config.docker_refresh_seconds)
         attributor = Attributor(ProcRoot(config.proc_root), self.docker, topology,
                                 config.machine)
+        self.containers = ContainerMonitor(
+            None if config.docker_socket is None else DockerStates(config.docker_socket),
+            CgroupTree(config.cgroup_root, config.proc_root), topology, config.machine,
+            project=config.compose_project, refresh_seconds=config.container_interval_seconds,
+            clock=clock)
         self.collector = GpuCollector(self.nvml, attributor, self.docker, config.machine,
-                                      interval=config.interval_seconds, clock=clock)
+                                      interval=config.interval_seconds, clock=clock,
+                                      containers=self.containers)
         self.server = ExporterServer(self.collector.snapshot, host=config.host,
                                      port=config.port, clock=clock)
         self._started = False

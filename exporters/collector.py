@@ -26,6 +26,7 @@ from typing import Any
 from loguru import logger
 
 from exporters.attribution import Attribution, Attributor
+from exporters.containers import ContainerMonitor, ContainersView
 from exporters.docker_api import DockerDirectory
 from exporters.nvml import (
     CLOCKS,
@@ -98,6 +99,7 @@ class Snapshot:
     xids: Mapping[tuple[int, int], int] = field(default_factory=dict)  # (gpu, xid)
     skipped: Mapping[str, int] = field(default_factory=dict)
     collect_duration: Histogram | None = None
+    containers: ContainersView = field(default_factory=lambda: ContainersView(False, "not_queried"))
 
 
 @dataclass
@@ -123,8 +125,11 @@ class GpuCollector:
     def __init__(self, nvml: Nvml, attributor: Attributor, docker: DockerDirectory,
                  machine: str, *, interval: float = 1.0, pcie_interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic, backoff_initial: float = 1.0,
-                 backoff_max: float = 60.0, xid_wait_ms: int = 250) -> None:
+                 backoff_max: float = 60.0, xid_wait_ms: int = 250,
+                 containers: ContainerMonitor | None = None) -> None:
         self._nvml = nvml
+        self._containers = containers
+        self._containers_view = ContainersView(False, "not_configured")
         self._attributor = attributor
         self._docker = docker
         self._machine = machine
@@ -172,8 +177,11 @@ class GpuCollector:
             self._thread = None
         self._teardown(max(0.0, end - time.monotonic()))
         self._docker.close()
+        if self._containers is not None:
+            self._containers.close()
 
     def collect_once(self) -> Snapshot:
+        self._collect_containers()  # apart from NVML: a machine without a GPU still has them
         started = time.perf_counter()
         try:
             self._collect()
@@ -188,6 +196,15 @@ class GpuCollector:
         if self._session is not None:  # time collections, not skipped retries
             self._observe(time.perf_counter() - started)
         return self._publish()
+
+    def _collect_containers(self) -> None:
+        if self._containers is None:
+            return
+        try:
+            self._containers_view = self._containers.collect()
+        except Exception:  # noqa: BLE001 - telemetry must never kill its thread
+            logger.exception("container metrics collection failed unexpectedly")
+            self._containers_view = ContainersView(False, "unknown")
 
     # --- the loop ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -413,5 +430,6 @@ class GpuCollector:
             docker_reason=self._docker.reason, errors=errors, xids=xids, skipped=skipped,
             collect_duration=Histogram(LATENCY_BUCKETS, tuple(self._hist_counts),
                                        self._hist_sum, self._hist_counts[-1]),
+            containers=self._containers_view,
         )
         return self._snapshot

@@ -100,18 +100,8 @@ class DockerDirectory:
             self._logged = None
 
     def _connect_problem(self) -> OSError | None:
-        """Connect once ourselves first: httpcore (1.0.x) leaks its socket when a unix
-        connect fails, which would leak one per refresh while Docker is down."""
         assert self._socket is not None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self._timeout)
-            sock.connect(str(self._socket))
-        except OSError as exc:
-            return exc
-        finally:
-            sock.close()
-        return None
+        return connect_problem(self._socket, self._timeout)
 
     def close(self) -> None:
         if self._client is not None:
@@ -124,6 +114,20 @@ class DockerDirectory:
             logger.warning("docker API at {} unusable ({}): services fall back to container "
                            "ids{}", self._socket, reason, f": {exc}" if exc else "")
             self._logged = reason
+
+
+def connect_problem(socket_path: Path, timeout_seconds: float) -> OSError | None:
+    """Connect once ourselves first: httpcore (1.0.x) leaks its socket when a unix
+    connect fails, which would leak one per refresh while Docker is down."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout_seconds)
+        sock.connect(str(socket_path))
+    except OSError as exc:
+        return exc
+    finally:
+        sock.close()
+    return None
 
 
 def _parse(payload: Any) -> dict[str, ContainerInfo]:

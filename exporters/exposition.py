@@ -35,7 +35,7 @@ def _fam(name: str) -> Any:
 
 def render(s: Snapshot, now: float) -> list[Metric]:
     m = s.machine
-    fams: dict[str, Any] = {spec.name: _fam(spec.name) for spec in catalog.GPU}
+    fams: dict[str, Any] = {spec.name: _fam(spec.name) for spec in (*catalog.GPU, *catalog.CONTAINERS)}
 
     def add(name: str, labels: list[str], value: float) -> None:
         fams[name].add_metric(labels, value)
@@ -70,6 +70,16 @@ def render(s: Snapshot, now: float) -> list[Metric]:
     add("fleet_gpu_exporter_docker_up", [m], 1 if s.docker_up else 0)
     for reason, n in sorted(s.skipped.items()):
         add("fleet_gpu_exporter_attribution_skipped_total", [m, reason], n)
+    for c in s.containers.services:
+        labels = [m, c.service, c.group]
+        add("fleet_container_running", labels, 1 if c.running else 0)
+        add("fleet_container_cpu_seconds_total", labels, c.cpu_seconds)
+        if c.memory_working_set_bytes is not None:
+            add("fleet_container_memory_working_set_bytes", labels, c.memory_working_set_bytes)
+        if c.memory_limit_bytes is not None:
+            add("fleet_container_memory_limit_bytes", labels, c.memory_limit_bytes)
+        add("fleet_container_oom_kills_total", labels, c.oom_kills)
+        add("fleet_container_restarts_total", labels, c.restarts)
     return [f for f in fams.values() if f.samples]
 
 

@@ -88,11 +88,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The scraper gave up (its timeout on a loaded host): nothing to answer, no traceback.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # scrapes every few seconds would flood the log

@@ -137,6 +137,15 @@ class FleetSettings(BaseSettings):
     docker_socket: Path | None = Field(None, validation_alias=_env("FLEET_DOCKER_SOCKET"),
                                        description="GPU exporter: Docker API socket; unset: "
                                                    "/var/run/docker.sock when present")
+    cgroup_root: Path = Field(Path("/sys/fs/cgroup"), validation_alias=_env("FLEET_CGROUP_ROOT"),
+                              description="GPU exporter: the host's /sys/fs/cgroup (mounted read-only "
+                                          "in compose), for container CPU, memory and OOM kills")
+    compose_project: str | None = Field(None, validation_alias=_env("FLEET_COMPOSE_PROJECT"),
+                                        description="GPU exporter: container metrics for this compose "
+                                                    "project only; unset: every container")
+    container_interval_seconds: float = Field(
+        5.0, gt=0, le=3600, validation_alias=_env("FLEET_CONTAINER_INTERVAL"),
+        description="GPU exporter: seconds between container state and cgroup reads")
     gpu_exporter_url: str | None = Field(None, validation_alias=_env("FLEET_GPU_EXPORTER_URL"),
                                          description="hub: this machine's GPU exporter; unset: "
                                                      "127.0.0.1 on FLEET_GPU_EXPORTER_PORT; off: no GPU view")
@@ -162,6 +171,12 @@ class FleetSettings(BaseSettings):
         if v is not None and not v.strip():
             raise ValueError("set but empty: unset it for no token, or set a token")
         return v
+
+    @field_validator("compose_project", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        # compose interpolates '${COMPOSE_PROJECT_NAME:-}' to "" where it is not set
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("peers", mode="before")
     @classmethod

@@ -1,8 +1,11 @@
 """A fake Docker Engine API on a real unix socket.
 
 Serves ``GET /containers/json`` (and ``/_ping``) the way dockerd does: a JSON list of
-running containers with ``Id``, ``Names`` and ``Labels``. Tests change
-:attr:`FakeDockerApi.containers` between requests and read :attr:`requests`.
+running containers with ``Id``, ``Names`` and ``Labels``, every container with
+``?all=1``, filtered by ``filters={"label": ["k=v"]}``; and ``GET /containers/<id>/json``
+(inspect: :attr:`FakeDockerApi.inspects`, else made from the list entry; 404 for an
+unknown id). Tests change :attr:`FakeDockerApi.containers` between requests and read
+:attr:`requests`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 def compose_container(container_id: str, service: str, project: str = "fleet") -> dict[str, Any]:
@@ -32,6 +35,40 @@ def compose_container(container_id: str, service: str, project: str = "fleet") -
     }
 
 
+def inspect(container_id: str, service: str, project: str = "fleet", *, running: bool = True,
+            restarting: bool = False, restart_count: int = 0, oom_killed: bool = False,
+            started_at: str = "2026-01-01T10:00:00.123456789Z",
+            finished_at: str = "0001-01-01T00:00:00Z", pid: int = 4242,
+            memory_limit: int = 0) -> dict[str, Any]:
+    """One ``/containers/<id>/json`` answer, the fields the exporter reads, as dockerd 20.10."""
+    return {
+        "Id": container_id,
+        "Name": f"/{project}-{service}-1",
+        "RestartCount": restart_count,
+        "State": {"Status": "restarting" if restarting else "running" if running else "exited",
+                  "Running": running or restarting, "Restarting": restarting,
+                  "OOMKilled": oom_killed, "Dead": False, "Pid": pid if running else 0,
+                  "ExitCode": 137 if oom_killed and not running else 0,
+                  "StartedAt": started_at, "FinishedAt": finished_at},
+        "HostConfig": {"Memory": memory_limit, "RestartPolicy": {"Name": "unless-stopped"}},
+        "Config": {"Labels": {"com.docker.compose.project": project,
+                              "com.docker.compose.service": service}},
+    }
+
+
+def _matches(entry: dict[str, Any], query: dict[str, list[str]]) -> bool:
+    listed_by_default = entry.get("State", "running") in ("running", "restarting")
+    if query.get("all", ["0"])[0] not in ("1", "true") and not listed_by_default:
+        return False
+    for f in query.get("filters", []):
+        labels = entry.get("Labels") or {}
+        for want in json.loads(f).get("label", []):
+            key, _, value = want.partition("=")
+            if key not in labels or (value and labels[key] != value):
+                return False
+    return True
+
+
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     api: FakeDockerApi
@@ -43,13 +80,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         api = self.server.api
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         with api.lock:
             api.requests.append(path)
             status = api.status
             body: bytes = b"OK"
             if path == "/containers/json":
-                body = json.dumps(api.containers).encode() if api.raw is None else api.raw
+                query = parse_qs(url.query)
+                listed = [c for c in api.containers if _matches(c, query)]
+                body = json.dumps(listed).encode() if api.raw is None else api.raw
+            elif path.startswith("/containers/") and path.endswith("/json"):
+                status, body = api.inspect_answer(path.split("/")[2])
             elif path != "/_ping":
                 status, body = 404, b'{"message":"page not found"}'
         self.send_response(status)
@@ -70,9 +112,35 @@ class FakeDockerApi:
         self.requests: list[str] = []
         self.status = 200
         self.raw: bytes | None = None  # a body to send instead of the containers
+        self.inspects: dict[str, dict[str, Any]] = {}  # id -> inspect answer
+        self.vanished: set[str] = set()  # listed, but removed before their inspect (404)
         self.lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def inspect_answer(self, container_id: str) -> tuple[int, bytes]:
+        """(status, body) of an inspect; call with :attr:`lock` held."""
+        if self.status != 200:
+            return self.status, b'{"message":"server error"}'
+        if container_id in self.inspects and container_id not in self.vanished:
+            return 200, json.dumps(self.inspects[container_id]).encode()
+        for c in self.containers:
+            if c.get("Id") == container_id and container_id not in self.vanished:
+                labels = c.get("Labels") or {}
+                made = inspect(container_id, labels.get("com.docker.compose.service", "x"),
+                               labels.get("com.docker.compose.project", "fleet"),
+                               running=c.get("State", "running") == "running")
+                made["Config"]["Labels"] = labels
+                made["Name"] = (c.get("Names") or [made["Name"]])[0]
+                return 200, json.dumps(made).encode()
+        return 404, json.dumps({"message": f"No such container: {container_id}"}).encode()
+
+    def set(self, *inspected: dict[str, Any]) -> None:
+        """The containers are exactly these inspect answers (list entries made from them)."""
+        with self.lock:
+            self.inspects = {i["Id"]: i for i in inspected}
+            self.containers = [{"Id": i["Id"], "Names": [i["Name"]], "State": i["State"]["Status"],
+                                "Labels": i["Config"]["Labels"]} for i in inspected]
 
     def start(self) -> FakeDockerApi:
         server = _Server(str(self.socket_path), _Handler)

@@ -1,4 +1,5 @@
-"""``fleetobs gpu-exporter``: VRAM per compose service and container group, from NVML.
+"""``fleetobs gpu-exporter``: VRAM per compose service and container group, from NVML,
+and each compose service's CPU, memory, OOM kills and restarts (cgroups, Docker API).
 
 Runs with the host's /proc (``pid: host`` or mounted at ``--proc-root``) and,
 optionally, the Docker socket read-only. Serves at once; NVML may come up later
@@ -41,6 +42,15 @@ def gpu_exporter(
     interval: float | None = typer.Option(
         None, "--interval", min=0.05, max=3600,
         help="Seconds between NVML collections (env FLEET_GPU_INTERVAL; default 1)."),
+    cgroup_root: Path | None = typer.Option(
+        None, "--cgroup-root",
+        help="The host's /sys/fs/cgroup, for container metrics (env FLEET_CGROUP_ROOT)."),
+    compose_project: str | None = typer.Option(
+        None, "--compose-project",
+        help="Container metrics for this compose project only (env FLEET_COMPOSE_PROJECT)."),
+    container_interval: float | None = typer.Option(
+        None, "--container-interval", min=0.05, max=3600,
+        help="Seconds between container reads (env FLEET_CONTAINER_INTERVAL; default 5)."),
 ) -> None:
     """Export GPU metrics and VRAM use per compose service and container group."""
     # Heavy imports here so `fleetobs --help` stays fast (pynvml, prometheus_client).
@@ -52,7 +62,9 @@ def gpu_exporter(
 
     settings = load_settings(os.environ, machine=machine, bind_address=host, topology=topology,
                              gpu_exporter_port=port, gpu_proc_root=proc_root,
-                             docker_socket=docker_socket, gpu_interval_seconds=interval)
+                             docker_socket=docker_socket, gpu_interval_seconds=interval,
+                             cgroup_root=cgroup_root, compose_project=compose_project,
+                             container_interval_seconds=container_interval)
     topo = load_topology(settings.topology)
     if settings.machine not in topo.machine_by_name:
         fail(f"--machine/MACHINE_TYPE: unknown machine {settings.machine!r} "
@@ -72,7 +84,9 @@ def gpu_exporter(
     config = ExporterConfig(machine=settings.machine, host=settings.bind_address,
                             port=settings.gpu_exporter_port,
                             interval_seconds=settings.gpu_interval_seconds,
-                            proc_root=settings.gpu_proc_root, docker_socket=socket_path)
+                            proc_root=settings.gpu_proc_root, docker_socket=socket_path,
+                            cgroup_root=settings.cgroup_root, compose_project=settings.compose_project,
+                            container_interval_seconds=settings.container_interval_seconds)
     exporter = GpuExporter(config, topo)
     try:
         exporter.start()

@@ -17,6 +17,7 @@ from fleetobs.cli import hub as hub_cmd
 from fleetobs.cli import probe as probe_cmd
 from fleetobs.cli import sidecar as sidecar_cmd
 from fleetobs.cli import simulate as simulate_cmd
+from fleetobs.cli import simulate_group as simulate_group_cmd
 from fleetobs.cli import status as status_cmd
 from fleetobs.cli import topology as topology_cmd
 from fleetobs.cli.errors import EXIT_USAGE, CLIError, print_error
@@ -65,6 +66,7 @@ app.command("probe")(probe_cmd.probe)
 app.command("heartbeat")(heartbeat_cmd.heartbeat)
 app.command("sidecar")(sidecar_cmd.sidecar)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("simulate-group")(simulate_group_cmd.simulate_group)
 app.command("hub")(hub_cmd.hub)
 app.command("status")(status_cmd.status)
 app.command("gpu-exporter")(gpu_exporter_cmd.gpu_exporter)

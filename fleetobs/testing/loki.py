@@ -105,8 +105,10 @@ class _PushError(Exception):
 
 class LokiStandIn:
     def __init__(self, limits: LokiLimits | None = None, *,
-                 now_ns: Callable[[], int] = time.time_ns) -> None:
+                 now_ns: Callable[[], int] = time.time_ns, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.limits = limits or LokiLimits()
+        self.host = host  # 0.0.0.0 only in a container (fleetobs.testing.docker)
         self._now_ns = now_ns
         self._lock = threading.Condition()
         self._stored: list[Stored] = []
@@ -121,7 +123,7 @@ class LokiStandIn:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
-        self.port = 0
+        self.port = port
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> LokiStandIn:
@@ -144,7 +146,7 @@ class LokiStandIn:
         self._release.set()
         if self._server is not None:
             return
-        server = _Server(("127.0.0.1", self.port), _handler_for(self))
+        server = _Server((self.host, self.port), _handler_for(self))
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

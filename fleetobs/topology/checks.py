@@ -4,6 +4,11 @@ Errors make the topology unusable (duplicates, unknown or cyclic dependencies,
 unplaced agents, a budget no card can hold). Warnings are facts an operator must
 know but can run with: the ``health_check_port + 1`` HTTP collisions of the real
 fleet, budgets over-committing a GPU, startup order against dependencies.
+
+The compose bundles generated from the topology are checked here too (docs/compose.md):
+per group, the HTTP-port collisions inside its shared network namespace and whether a
+start order can put every owner first; per machine, host ports, mounted files, unread
+environment variables and ``depends_on`` order (fleetobs/generate/compose/lint.py).
 """
 
 from __future__ import annotations
@@ -264,7 +269,46 @@ def _group_of(t: Topology, a: Agent) -> Group | None:
     return t.group_by_name.get(a.group) if a.group else None
 
 
-CHECKS = (check_duplicates, check_ports, check_dependencies, check_groups, check_startup_order)
+def check_group_namespaces(t: Topology) -> list[Finding]:
+    """Inside one group container the agents share a network namespace: an agent's HTTP port
+    that is another agent's ZeroMQ port goes to whoever binds first, and an agent whose own
+    ZeroMQ port is taken hangs. The bundle starts each owner first (grouping.py); say so per
+    group, and fail when no order can."""
+    from fleetobs.topology.grouping import group_plan
+
+    out: list[Finding] = []
+    for g in t.groups:
+        plan = group_plan(t, g.name)
+        for m in plan.members:
+            for w in m.waits:
+                out.append(Finding(
+                    "group-http-port-collision", "warning",
+                    f"in group {g.name}'s network namespace, {m.agent.name}'s HTTP port "
+                    f"(health_check_port + 1 = {w.port}) is {w.owner}'s {w.kind}: {w.owner} starts first, "
+                    f"{m.agent.name} has no /health and is probed over ZeroMQ",
+                    {"machine": g.machine, "group": g.name, "agent": m.agent.name, "port": w.port,
+                     "owner": w.owner, "owner_port": w.kind}))
+        if plan.cycle:
+            out.append(Finding(
+                "group-port-order", "error",
+                f"group {g.name}: no start order puts every shared port's owner first "
+                f"({', '.join(plan.cycle)} own each other's HTTP ports); one of them would hang",
+                {"machine": g.machine, "group": g.name, "agents": list(plan.cycle)}))
+    return out
+
+
+def check_compose(t: Topology) -> list[Finding]:
+    """The compose bundles rendered from ``t`` (fleetobs/generate/compose/lint.py)."""
+    from fleetobs.generate.compose.lint import check_bundles
+
+    try:
+        return check_bundles(t)
+    except (KeyError, ValueError) as exc:  # a topology the generator cannot render at all
+        return [Finding("compose-render-failed", "error", f"cannot render the compose bundles: {exc}")]
+
+
+CHECKS = (check_duplicates, check_ports, check_dependencies, check_groups, check_startup_order,
+          check_group_namespaces, check_compose)
 
 
 def check_topology(t: Topology) -> Report:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporters.attribution import Attributor
 from exporters.cgroups import ProcRoot
 from exporters.collector import GpuCollector, Histogram, Snapshot
+from exporters.containers import ContainersView, ServiceContainers
 from exporters.docker_api import DockerDirectory
 from exporters.exposition import SnapshotCollector, gpus_json
 from exporters.nvml import Nvml
@@ -56,7 +57,11 @@ def snapshot(fake_proc: FakeProc, docker_api: FakeDockerApi, fleet: Topology,
         gpus=(dataclasses.replace(s.gpus[0], pcie_kbps={"tx": 1500, "rx": 250_000}),),
         collect_duration=Histogram(catalog.LATENCY_BUCKETS,
                                    (0, 0, 5, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10),
-                                   0.0312, 10))
+                                   0.0312, 10),
+        containers=ContainersView(True, None, (
+            ServiceContainers("hub", "", True, 12.25, 80 * MIB, 512 * MIB, 0, 0),
+            ServiceContainers("vision-gpu", "vision_gpu", True, 3600.5, 3000 * MIB, 4096 * MIB, 2, 3),
+            ServiceContainers("audio-emotion", "audio_emotion", False, 0.0, None, None, 0, 0))))
 
 
 def _text(s: Snapshot, now: float) -> str:
@@ -136,6 +141,23 @@ def test_labels_are_bounded_and_names_are_in_the_catalog(snapshot: Snapshot) -> 
             assert "pid" not in smp.labels
             if smp.name != "fleet_gpu_info":
                 assert not {"uuid", "name"} & set(smp.labels), smp
+
+
+def test_container_figures_per_compose_service(snapshot: Snapshot) -> None:
+    got = _samples(_text(snapshot, snapshot.taken_at))
+    m = ("machine", "mainpc")
+    vision = frozenset({m, ("service", "vision-gpu"), ("group", "vision_gpu")})
+    audio = frozenset({m, ("service", "audio-emotion"), ("group", "audio_emotion")})
+    assert got[("fleet_container_running", vision)] == 1
+    assert got[("fleet_container_cpu_seconds_total", vision)] == 3600.5
+    assert got[("fleet_container_memory_working_set_bytes", vision)] / \
+        got[("fleet_container_memory_limit_bytes", vision)] == 3000 / 4096
+    assert got[("fleet_container_oom_kills_total", vision)] == 2
+    assert got[("fleet_container_restarts_total", vision)] == 3
+    assert got[("fleet_container_running", audio)] == 0
+    # A stopped service has no memory series: absent, not a made-up 0.
+    assert ("fleet_container_memory_working_set_bytes", audio) not in got
+    assert got[("fleet_container_running", frozenset({m, ("service", "hub"), ("group", "")}))] == 1
 
 
 def test_nvml_down_is_a_zero_and_a_reason() -> None:
