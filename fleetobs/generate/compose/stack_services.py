@@ -21,7 +21,8 @@ from fleetobs.generate.stack import ALERTMANAGER_CLUSTER_PORT, Service, Stack
 
 #: Inside the containers.
 HUB_DATA_DIR = "/var/lib/fleetobs"
-PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+# In a folder of its own: the generated config names its rule files as ../rules/*.yml.
+PROMETHEUS_CONFIG = "/etc/prometheus/config/prometheus.yml"
 PROMETHEUS_RULES = "/etc/prometheus/rules"
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 HOST_PROC = "/host/proc"
@@ -174,7 +175,7 @@ def alertmanager(v: Variables, stack: Stack, peers: list[Stack]) -> dict[str, An
         "image": image(v, images.ALERTMANAGER),
         "command": command,
         "restart": "unless-stopped",
-        "volumes": [f"../../prometheus/{m}/alertmanager.yml:{ALERTMANAGER_CONFIG}:ro",
+        "volumes": [f"../../prometheus/alertmanager/alertmanager.yml:{ALERTMANAGER_CONFIG}:ro",
                     "alertmanager_data:/alertmanager"],
         "ports": [publish(v, stack.alertmanager, "ALERTMANAGER_HOST_PORT", "Alertmanager"),
                   publish(v, cluster_svc, "ALERTMANAGER_CLUSTER_HOST_PORT", "Alertmanager's gossip", "tcp"),

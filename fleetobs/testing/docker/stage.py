@@ -1,7 +1,7 @@
 """A copy of the generated bundles to bring up: compose/ and the prometheus/ it mounts.
 
 The compose files mount ``../../prometheus/<machine>/prometheus.yml``, ``../../prometheus/
-rules`` and ``../../prometheus/<machine>/alertmanager.yml``. Until the generated
+rules`` and ``../../prometheus/alertmanager/alertmanager.yml``. Until the generated
 Prometheus configuration exists (``fleetobs build`` target ``prometheus``), a minimal one
 is rendered here from the same stack layout (fleetobs/generate/stack.py): each project's
 hub, GPU exporter, Prometheus and Alertmanager, by service name.
@@ -57,7 +57,8 @@ def stage_bundles(topology: Topology, out: Path, repo: Path = REPO) -> Path:
             d = out / "prometheus" / name
             d.mkdir(parents=True, exist_ok=True)
             (d / "prometheus.yml").write_text(minimal_prometheus(stack))
-            (d / "alertmanager.yml").write_text(MINIMAL_ALERTMANAGER)
+        (out / "prometheus" / "alertmanager").mkdir(parents=True, exist_ok=True)
+        (out / "prometheus" / "alertmanager" / "alertmanager.yml").write_text(MINIMAL_ALERTMANAGER)
         (out / "prometheus" / "rules").mkdir(parents=True, exist_ok=True)
     for path in out.rglob("*"):  # the stand-ins run as nobody: everything world-readable
         path.chmod(0o755 if path.is_dir() else 0o644)
