@@ -157,7 +157,6 @@ def prometheus(v: Variables, stack: Stack) -> dict[str, Any]:
 
 
 def alertmanager(v: Variables, stack: Stack, peers: list[Stack]) -> dict[str, Any]:
-    m = stack.machine.name
     cluster = ALERTMANAGER_CLUSTER_PORT
     command = [
         f"--config.file={ALERTMANAGER_CONFIG}",

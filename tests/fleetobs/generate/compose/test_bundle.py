@@ -181,8 +181,9 @@ def test_the_gpu_exporter_sees_host_pids_proc_and_docker_read_only(compose: dict
 def test_generated_prometheus_and_dashboards_are_mounted_where_their_generators_put_them(
         compose: dict[str, dict[str, Any]]) -> None:
     s = compose["pc2"]["services"]
-    assert s["prometheus"]["volumes"][:2] == ["../../prometheus/pc2/prometheus.yml:/etc/prometheus/config/prometheus.yml:ro",
-                                              "../../prometheus/rules:/etc/prometheus/rules:ro"]
+    assert s["prometheus"]["volumes"][:2] == [
+        "../../prometheus/pc2/prometheus.yml:/etc/prometheus/config/prometheus.yml:ro",
+        "../../prometheus/rules:/etc/prometheus/rules:ro"]
     assert s["alertmanager"]["volumes"][0] == ("../../prometheus/alertmanager/alertmanager.yml:"
                                                "/etc/alertmanager/alertmanager.yml:ro")
     assert s["grafana"]["volumes"][:2] == ["../../dashboards/json:/var/lib/grafana/dashboards/fleetobs:ro",
