@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
-
-import resource
 
 #: Young-generation threshold after start (CPython's default is 700): fewer, still
 #: small, young collections; the old generations keep their defaults.
