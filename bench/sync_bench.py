@@ -126,7 +126,8 @@ async def run(args: argparse.Namespace) -> None:
             for _ in range(50):
                 t0 = time.perf_counter()
                 await client.post(f"http://127.0.0.2:{port_b}/v1/sync/push", content=b"{}",
-                                  headers={"authorization": "Bearer bench"})
+                                  headers={"authorization": "Bearer bench",
+                                           "content-type": "application/json"})
                 anchor.append(time.perf_counter() - t0)
         lat: list[float] = []
         for _ in range(args.changes):

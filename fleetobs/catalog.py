@@ -127,9 +127,9 @@ HUB: tuple[MetricSpec, ...] = (
        "Files (sockets included) the hub process has open.",
        "machine"),
     _m("fleet_hub_http_timeouts_total", "counter",
-       "HTTP connections closed for being idle or slow, by phase: head (no complete request head "
+       "HTTP connections closed for being idle or slow, by reason: head (no complete request head "
        "in time), body (the body not received in time, answered 408).",
-       "machine", "phase"),
+       "machine", "reason"),
     _m("fleet_hub_startup_grace", "gauge",
        "Whether the hub is inside its startup grace (1), when missing agents may still appear.",
        "machine"),

@@ -8,8 +8,8 @@ at a time (slowloris), holds a file descriptor forever. With the common soft lim
 :func:`guarded_protocol` wraps uvicorn's HTTP protocol class (httptools or h11, the one
 ``auto`` would pick) so that a connection must deliver a complete request head within
 ``idle_timeout`` seconds of opening or of its previous response, whatever it trickles
-meanwhile, or it is closed (counted, phase ``head``). The body has its own deadline in
-the ASGI middleware (hub.api.middleware.BodyLimit: 408, phase ``body``).
+meanwhile, or it is closed (counted, reason ``head``). The body has its own deadline in
+the ASGI middleware (hub.api.middleware.BodyLimit: 408, reason ``body``).
 
 It relies on two uvicorn internals both protocols share (checked by tests/hub/
 test_connections.py): ``on_response_complete()`` and ``cycle`` (the current request,

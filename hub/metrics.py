@@ -178,7 +178,7 @@ class HubCounters:
     rejected: Counter[str] = field(default_factory=Counter)  # by reason
     flushes: Counter[str] = field(default_factory=Counter)  # by outcome
     flush_failures: Counter[str] = field(default_factory=Counter)  # by reason (hub.store.REASONS)
-    timeouts: Counter[str] = field(default_factory=Counter)  # HTTP, by phase (head, body)
+    timeouts: Counter[str] = field(default_factory=Counter)  # HTTP, by reason (head, body)
     requests: RequestStats = field(default_factory=RequestStats)
 
 

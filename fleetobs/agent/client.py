@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from fleetobs.agent.hub_url import HubUrlError, derive_hub_url
+from fleetobs.sanitize import clean_json, clean_optional
 
 log = logging.getLogger("fleetobs.agent")
 
@@ -106,9 +107,11 @@ class HeartbeatClient:
         an unknown status is reported as "error" with the word in the reason."""
         if status not in STATUSES:
             reason, status = f"unknown status {status!r}" + (f": {reason}" if reason else ""), "error"
+        # What the agent passes must not stop its heartbeats: a NaN or a lone surrogate
+        # would make every request body unencodable (and end the sending thread).
         with self._lock:
-            self._status, self._reason = status, reason
-            self._details = dict(details or {})
+            self._status, self._reason = status, clean_optional(reason)
+            self._details = clean_json(dict(details or {}))
         if send_now:
             self._wake.set()
 

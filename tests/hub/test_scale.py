@@ -105,10 +105,15 @@ def restore_gc() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_gc")
 async def test_start_up_objects_are_frozen_out_of_the_collectors_way(tmp_path: Path) -> None:
     hub = Hub(big_topology(2_000), "m1", load_settings({}), tmp_path, clock=FakeClock(),
-              config=HubConfig(background=False, freeze_gc=True))
+              config=HubConfig(background=False, freeze_gc=True, freeze_gc_after_seconds=0.05))
     assert gc.get_freeze_count() == 0
     await hub.start()
     try:
+        assert gc.get_freeze_count() == 0  # not before /ready: the collection would delay it
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if gc.get_freeze_count():
+                break
         frozen = gc.get_freeze_count()
         assert frozen > 2_000 * 2  # at least each record and its timing
         assert gc.get_threshold()[0] == 10_000

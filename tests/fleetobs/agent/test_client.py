@@ -76,6 +76,23 @@ def test_unknown_status_is_reported_as_error_not_raised() -> None:
     assert sink.beats()[-1]["reason"] == "unknown status 'sleepy': why not"
 
 
+def test_values_json_cannot_carry_do_not_stop_the_heartbeats() -> None:
+    """Issue 13: a NaN or a lone surrogate from the agent made every request body
+    unencodable, which ended the sending thread for good."""
+    with HeartbeatSink() as sink:
+        client = HeartbeatClient("A", hub_url=sink.url, interval_seconds=0.05).start()
+        try:
+            client.set_status("degraded", "disk \ud800 full", {"load": float("nan"), "x\ud800": [object()]})
+            assert wait_for(lambda: any(b["status"] == "degraded" for b in sink.beats()))
+            client.set_status("ok")
+            assert wait_for(lambda: sink.beats()[-1]["status"] == "ok")
+        finally:
+            client.close()
+    degraded = next(b for b in sink.beats() if b["status"] == "degraded")
+    assert degraded["reason"] == "disk \ufffd full"
+    assert degraded["details"] == {"load": None, "x\ufffd": [None]}
+
+
 def test_hub_down_backs_off_without_raising_then_recovers() -> None:
     port = closed_port()
     client = HeartbeatClient("A", hub_url=f"http://127.0.0.1:{port}", interval_seconds=0.02,
