@@ -69,9 +69,9 @@ def render() -> dict[str, Any]:
     grid.row("What is wrong, and why")
     grid.add(table(
         "Agents not up, and why", "Every agent that is not up: its state (degraded: it says so; "
-        "suspect: late; missing: silent past its interval, or never seen; down: refused or "
-        "stopped), how long since the hub heard from it, and the interval it is judged by. "
-        "Click an agent for its detail dashboard.", "s",
+        "suspect: silent for 2 intervals; down: silent for 3; missing: never heard from since "
+        "the hub started), how long since the hub heard from it, and the interval it is judged "
+        "by. Click an agent for its detail dashboard.", "s",
         [prom(f"max by ({_BY_AGENT}, state) {NOT_UP}", instant=True, table=True),
          prom(f"max by ({_BY_AGENT}) (fleet_agent_heartbeat_age_seconds{{{MACHINE}, {GROUP}}}) "
               f"and on ({_BY_AGENT}) {NOT_UP}", instant=True, table=True),
