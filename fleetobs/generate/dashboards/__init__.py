@@ -21,7 +21,7 @@ def dashboards(topology: Topology) -> dict[str, dict[str, Any]]:
     """Every dashboard's JSON document, by uid (links.DASHBOARD_UIDS order)."""
     from fleetobs.generate.dashboards import agent, gpu, hub, logs, overview, slo
 
-    docs = {links.OVERVIEW: overview.render(), links.AGENT: agent.render(topology),
+    docs = {links.OVERVIEW: overview.render(topology), links.AGENT: agent.render(topology),
             links.GPU: gpu.render(topology), links.HUB: hub.render(), links.SLO: slo.render(),
             links.LOGS: logs.render()}
     return {uid: docs[uid] for uid in links.DASHBOARD_UIDS}

@@ -72,8 +72,8 @@ def render(topology: Topology) -> dict[str, Any]:
                             "degraded, orange suspect, red missing, dark red down.",
                             [prom(state_code(THIS), "{{agent}} on {{machine}}")], [STATE_MAPPING]), 24, 5)
     grid.add(timeseries("Heartbeat age against its interval", "Seconds since the hub heard from "
-                        "the agent, and the interval it is judged by: past the interval it turns "
-                        "suspect, then missing.", "s",
+                        "the agent, and the interval it is judged by: silent for 2 intervals it "
+                        "turns suspect, for 3 down.", "s",
                         [prom(f"fleet_agent_heartbeat_age_seconds{{{THIS}}}", "heard from (ago)"),
                          prom(f"fleet_agent_interval_seconds{{{THIS}}}", "interval")]), 12, 8)
     grid.add(timeseries("Probe latency on its machine", "Round trip of the health probes its hub "

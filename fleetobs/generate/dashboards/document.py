@@ -12,7 +12,7 @@ from typing import Any
 from grafanalib import core as g
 
 from fleetobs.generate.dashboards.normalise import normalise_dashboard
-from fleetobs.generate.dashboards.panels import value_map
+from fleetobs.generate.dashboards.panels import STATE_COLOURS, value_map
 from fleetobs.generate.dashboards.variables import templating
 
 TAG = "fleetobs"
@@ -25,9 +25,7 @@ AGENT = 'agent=~"$agent"'
 #: Agent states as numbers, least to most severe (max() over agents = the worst).
 STATE_CODES: dict[str, int] = {"unmonitored": 0, "up": 1, "degraded": 2, "suspect": 3,
                                "missing": 4, "down": 5}
-_STATE_COLOURS = {"unmonitored": "text", "up": "green", "degraded": "yellow",
-                  "suspect": "orange", "missing": "red", "down": "dark-red"}
-STATE_MAPPING = value_map({str(code): (state, _STATE_COLOURS[state])
+STATE_MAPPING = value_map({str(code): (state, STATE_COLOURS[state])
                            for state, code in STATE_CODES.items()})
 
 

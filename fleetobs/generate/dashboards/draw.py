@@ -41,6 +41,18 @@ def colour(name: str) -> str:
     return NAMED.get(name, name)
 
 
+def fixed_colours(panel: Mapping[str, Any]) -> dict[str, str]:
+    """Series name -> the fixed colour its ``byNames`` override gives it."""
+    out: dict[str, str] = {}
+    for o in panel["fieldConfig"]["overrides"]:
+        if o["matcher"]["id"] != "byNames":
+            continue
+        for prop in o["properties"]:
+            if prop["id"] == "color" and prop["value"].get("mode") == "fixed":
+                out.update(dict.fromkeys(o["matcher"]["options"]["names"], colour(prop["value"]["fixedColor"])))
+    return out
+
+
 def _threshold_colour(defaults: Mapping[str, Any], value: float) -> str:
     steps = defaults.get("thresholds", {}).get("steps", [])
     chosen = steps[0]["color"] if steps else "green"
@@ -103,8 +115,9 @@ def _timeseries(ax: Any, data: PanelData, rep: PanelReport) -> None:
     series = [s for s in data.series if s.points]
     times = sorted({t for s in series for t, _ in s.points})
     bottom = dict.fromkeys(times, 0.0)
+    fixed = fixed_colours(p)
     for i, s in enumerate(series):
-        c = PALETTE[i % len(PALETTE)]
+        c = fixed.get(s.name, PALETTE[i % len(PALETTE)])
         xs = _dates(s.points)
         ys = [v for _, v in s.points]
         if stacked:
@@ -175,13 +188,16 @@ def _stat(ax: Any, data: PanelData, rep: PanelReport) -> None:
     size = max(8, min(26, 60 / max(rows, cols ** 0.7)))
     cell_px = (rep.box[2] - rep.box[0] - 16) / cols
 
-    def fits(text: str, pt: float) -> float:  # a character is ~0.6 em wide
-        return max(5.0, min(pt, cell_px * 0.92 / max(len(text), 1) / 0.6 * 72 / DPI))
+    def fits(text: str, pt: float) -> float:  # a bold capital is ~0.75 em wide
+        return max(5.0, min(pt, cell_px * 0.9 / max(len(text), 1) / 0.75 * 72 / DPI))
 
+    fixed = fixed_colours(p)
     for i, (name, value) in enumerate(values[:36]):
         r, c = divmod(i, cols)
         x0, y0, w, h = c / cols, 1 - (r + 1) / rows, 1 / cols, 1 / rows
         text, col = _display(defaults, value) if value is not None and not math.isnan(value) else ("", TEXT)
+        if name in fixed and mapped(defaults, value) is None:
+            col = fixed[name]
         if options.get("colorMode") == "background":
             ax.add_patch(_rect(x0 + 0.01, y0 + 0.04, w - 0.02, h - 0.08, col))
             fg = "#ffffff"
@@ -271,17 +287,20 @@ def _note(ax: Any, text: str, expr: str = "") -> None:
 DRAW = {"timeseries": _timeseries, "state-timeline": _state_timeline, "stat": _stat, "table": _table}
 
 
-def draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitle: str = "") -> list[PanelReport]:
-    """Write the PNG; returns what each panel drew."""
+def draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitle: str = "",
+         time_range: tuple[float, float] | None = None) -> list[PanelReport]:
+    """Write the PNG; returns what each panel drew. Time axes span ``time_range`` (unix
+    seconds), the dashboard's range, as in Grafana."""
     import matplotlib
 
     matplotlib.use("Agg")
     # Queries and legends are full of "$": no mathtext.
     with matplotlib.rc_context({"text.parse_math": False}):
-        return _draw(doc, data, path, subtitle)
+        return _draw(doc, data, path, subtitle, time_range)
 
 
-def _draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitle: str) -> list[PanelReport]:
+def _draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitle: str,
+          time_range: tuple[float, float] | None) -> list[PanelReport]:
     import matplotlib.pyplot as plt
 
     rows = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in doc["panels"]), default=1)
@@ -320,6 +339,8 @@ def _draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitl
             _note(ax, "No data")
         else:
             DRAW[p["type"]](ax, d, rep)
+            if time_range is not None and p["type"] in ("timeseries", "state-timeline"):
+                ax.set_xlim(*_dates([(time_range[0], 0.0), (time_range[1], 0.0)]))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor=BACKGROUND, pil_kwargs={"compress_level": 3})
     plt.close(fig)

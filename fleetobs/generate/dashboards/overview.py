@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetobs.generate import links
 from fleetobs.generate.dashboards import slo
 from fleetobs.generate.dashboards.document import GROUP, MACHINE, STATE_MAPPING, dashboard, state_code
 from fleetobs.generate.dashboards.panels import (
+    STATE_COLOURS,
     Grid,
+    coloured,
     dashboard_link,
     logs,
     loki,
     merge_table,
     prom,
     stat,
+    state_colours,
     state_timeline,
     steps,
     table,
     timeseries,
     value_map,
 )
+
+if TYPE_CHECKING:
+    from fleetobs.topology.model import Topology
 
 NOT_UP = f'(fleet_agent_state{{{MACHINE}, {GROUP}, state!~"up|unmonitored"}} == 1)'
 _BY_AGENT = "machine, group, agent"
@@ -30,13 +36,17 @@ AGENT_LINK = dashboard_link("Agent detail", links.dashboard_path(links.AGENT, {
 PEER_MAPPING = value_map({"1": ("up", "green"), "0": ("DOWN", "red")})
 
 
-def render() -> dict[str, Any]:
+def render(topology: Topology) -> dict[str, Any]:
+    machines = [m.name for m in topology.machines]
+    # Series names of "Agents not up per group": the topology's groups, and no group (unknown agents).
+    pairs = [(g.machine, g.name) for g in topology.groups] + [(m, "") for m in machines]
+    by_group = coloured({c: [f"{m} {g} {state}" for m, g in pairs] for state, c in STATE_COLOURS.items()})
     grid = Grid()
     grid.row("Now")
     grid.add(stat("Agents by state", "Agents of the selected machines and groups in each state "
                   "(fleet_group_agents). Up and degraded agents are alive.", "short",
                   [prom(f"sum by (state) (fleet_group_agents{{{MACHINE}, {GROUP}}})", "{{state}}")],
-                  text_mode="value_and_name"), 10, 5)
+                  text_mode="value_and_name", overrides=state_colours("{state}")), 10, 5)
     grid.add(stat("Agents not up", "Agents degraded, suspect, missing or down now; the table below "
                   "says which and why.", "short",
                   [prom(f'sum(fleet_group_agents{{{MACHINE}, {GROUP}, state!~"up|unmonitored"}}) or vector(0)')],
@@ -59,19 +69,19 @@ def render() -> dict[str, Any]:
     grid.add(timeseries("Agents by state per machine", "Agents of each machine in each state, "
                         "stacked (recording rule machine_state:fleet_group_agents:sum).", "short",
                         [prom(f"machine_state:fleet_group_agents:sum{{{MACHINE}}}", "{{machine}} {{state}}")],
-                        stack=True), 12, 8)
+                        stack=True, overrides=state_colours("{machine} {state}", machine=machines)), 12, 8)
     grid.add(timeseries("Agents not up per group", "Agents that are not up, by machine, group and "
                         "state; empty when every agent is up.", "short",
                         [prom(f'sum by (machine, group, state) (fleet_group_agents{{{MACHINE}, {GROUP}, '
                               f'state!~"up|unmonitored"}}) > 0', "{{machine}} {{group}} {{state}}")],
-                        stack=True, bars=True), 12, 8)
+                        stack=True, bars=True, overrides=by_group), 12, 8)
 
     grid.row("What is wrong, and why")
     grid.add(table(
         "Agents not up, and why", "Every agent that is not up: its state (degraded: it says so; "
-        "suspect: late; missing: silent past its interval, or never seen; down: refused or "
-        "stopped), how long since the hub heard from it, and the interval it is judged by. "
-        "Click an agent for its detail dashboard.", "s",
+        "suspect: silent for 2 intervals; down: silent for 3; missing: never heard from since "
+        "the hub started), how long since the hub heard from it, and the interval it is judged "
+        "by. Click an agent for its detail dashboard.", "s",
         [prom(f"max by ({_BY_AGENT}, state) {NOT_UP}", instant=True, table=True),
          prom(f"max by ({_BY_AGENT}) (fleet_agent_heartbeat_age_seconds{{{MACHINE}, {GROUP}}}) "
               f"and on ({_BY_AGENT}) {NOT_UP}", instant=True, table=True),

@@ -20,8 +20,8 @@ LOKI: dict[str, str] = {"type": "loki", "uid": "${loki}"}
 
 #: Colours of the agent states (Grafana's named palette).
 STATE_COLOURS: dict[str, str] = {
-    "up": "green", "degraded": "yellow", "suspect": "orange", "missing": "red",
-    "down": "dark-red", "unmonitored": "text",
+    "unmonitored": "text", "up": "green", "degraded": "yellow", "suspect": "orange", "missing": "red",
+    "down": "dark-red",
 }
 
 
@@ -67,6 +67,27 @@ def dashed(names: Sequence[str]) -> dict[str, Any]:
             "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}
 
 
+def coloured(names_by_colour: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """Overrides giving the series called ``names`` a fixed colour (``byNames``, see :func:`dashed`)."""
+    return [{"matcher": {"id": "byNames", "options": {"mode": "include", "names": sorted(names), "readOnly": True}},
+             "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}]}
+            for colour, names in names_by_colour.items() if names]
+
+
+def state_colours(legend: str, **values: Sequence[str]) -> list[dict[str, Any]]:
+    """Overrides colouring each agent state's series like the state timelines: ``legend``
+    is the panel's legend format with ``{state}`` and the other ``{label}`` s filled from
+    ``values`` (every combination)."""
+    import itertools
+
+    keys = list(values)
+    out: dict[str, list[str]] = {}
+    for state, colour in STATE_COLOURS.items():
+        for combo in itertools.product(*(values[k] for k in keys)):
+            out.setdefault(colour, []).append(legend.format(state=state, **dict(zip(keys, combo, strict=True))))
+    return coloured(out)
+
+
 def _defaults(extra: Mapping[str, Any] | None = None, links: Sequence[g.DashboardLink] = ()) -> dict[str, Any]:
     defaults: dict[str, Any] = dict(extra or {})
     if links:
@@ -94,12 +115,12 @@ def timeseries(title: str, description: str, unit: str, targets: Sequence[g.Targ
 def stat(title: str, description: str, unit: str, targets: Sequence[g.Target], *,
          mappings: Sequence[dict[str, Any]] = (), thresholds: list[g.Threshold] | None = None,
          background: bool = False, no_value: str | None = None, text_mode: str = "auto",
-         links: Sequence[g.DashboardLink] = ()) -> g.Stat:
+         overrides: Sequence[dict[str, Any]] = (), links: Sequence[g.DashboardLink] = ()) -> g.Stat:
     return g.Stat(
         title=title, description=description, format=unit, dataSource=PROMETHEUS,
         targets=_refids(targets), mappings=list(mappings), thresholds=thresholds or GREEN,
         colorMode="background" if background else "value", graphMode="none",
-        reduceCalc="lastNotNull", textMode=text_mode, noValue=no_value,
+        reduceCalc="lastNotNull", textMode=text_mode, noValue=no_value, overrides=list(overrides),
         extraJson=_defaults({"color": {"mode": "thresholds"}}, links))
 
 

@@ -65,7 +65,7 @@ def preview(topology: Topology, prometheus_url: str, output: Path, *, uids: Sequ
             path = output / f"{uid}.png"
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(end))
             reports = draw(doc, data, path, f"{shown}  ·  last {since_seconds / 60:g} min to {stamp}  ·  "
-                                            f"Prometheus {version}")
+                                            f"Prometheus {version}", (start, end))
             pictures.append(Picture(uid, path, values, reports))
         return pictures
     finally:

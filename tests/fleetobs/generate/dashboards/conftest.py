@@ -69,12 +69,13 @@ def grafana_schema() -> Callable[..., Validator | None]:
 #: What the simulated agents do (the rest answer ok).
 BEHAVIOURS = {"GoalManager": "degraded", "ChitchatAgent": "silent", "FeedbackHandler": "down",
               "NLUAgent": "error", "DreamWorldAgent": "degraded", "DreamingModeAgent": "silent"}
-#: Variable values the live checks substitute: each machine with a GPU group and an agent
-#: of it that is not up, and every variable at its "All" value.
+#: Variable values the live checks substitute: each machine with a GPU group and a silent
+#: agent of it (it beats once, then the hub sees it go suspect and missing), and every
+#: variable at its "All" value.
 VALUE_SETS: dict[str, dict[str, str]] = {
-    "mainpc": {"machine": "mainpc", "group": "language_stack_gpu", "agent": "GoalManager"},
-    "pc2": {"machine": "pc2", "group": "vision_dream_gpu", "agent": "DreamWorldAgent"},
-    "all": {"machine": ".+", "group": ".*", "agent": "GoalManager"},
+    "mainpc": {"machine": "mainpc", "group": "language_stack_gpu", "agent": "ChitchatAgent"},
+    "pc2": {"machine": "pc2", "group": "vision_dream_gpu", "agent": "DreamingModeAgent"},
+    "all": {"machine": ".+", "group": ".*", "agent": "ChitchatAgent"},
 }
 #: Prometheus scrapes and evaluates every SCRAPE (each scrape must answer within it).
 SCRAPE = "2s"
@@ -111,14 +112,30 @@ def _exercise(fleet: LiveFleet) -> None:
     for machine, ex in fleet.exporters.items():
         ex.xid(0, 43 if machine == "mainpc" else 31)
         ex.fail("nvmlDeviceGetPerformanceState", 10)  # timeouts: counted, that series omitted
+    def until(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not done():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    # The checked (silent) agents beat once, announcing a 1 s interval: the hubs' judge loop
+    # then sees them go suspect and missing and logs it, and those lines reach Loki first...
+    with httpx.Client(timeout=5.0) as c:
+        for machine, hub in fleet.hubs.items():
+            r = c.post(f"{hub.url}/v1/heartbeats", json={"agent": VALUE_SETS[machine]["agent"], "status": "ok",
+                                                        "interval_seconds": 1.0})
+            assert r.status_code == 200, r.text
+    for machine, loki in fleet.lokis.items():
+        needle = f"agent {VALUE_SETS[machine]['agent']} "
+        until(lambda loki=loki, needle=needle: any(
+            s.label_dict.get("source") == "hub" and needle in s.line for s in loki.stored),
+            f"{machine}'s hub shipped no line about {needle}")
+    # ...then Loki refuses one push (retried) and rejects the next (dropped, counted); the
+    # hubs' own lines take those, before the agents' lines below are sent.
     for loki in fleet.lokis.values():
-        # Loki refuses one push (retried) and rejects the next (dropped, counted); the hubs'
-        # own lines take those, before the agents' lines below are sent.
         loki.script(Reply(429, retry_after="0"), Reply(400, body="entry too far behind"))
-    deadline = time.monotonic() + 30
-    while not all(any(r.status == 400 for r in loki.requests) for loki in fleet.lokis.values()):
-        assert time.monotonic() < deadline, "the hubs did not push to Loki"
-        time.sleep(0.1)
+    until(lambda: all(any(r.status == 400 for r in loki.requests) for loki in fleet.lokis.values()),
+          "the hubs did not push to Loki")
     with httpx.Client(timeout=5.0) as c:
         for machine, hub in fleet.hubs.items():
             agent = VALUE_SETS[machine]["agent"]  # the agent whose dashboard is checked

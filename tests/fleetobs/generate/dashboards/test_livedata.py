@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from fleetobs.generate.dashboards.livedata import (
 )
 from fleetobs.generate.dashboards.queries import panels
 from fleetobs.generate.dashboards.units import fmt, is_known
+from fleetobs.topology.load import load_topology
 
 
 @pytest.mark.parametrize(("value", "unit", "text"), [
@@ -54,7 +56,7 @@ def test_legends_intervals_durations_and_urls() -> None:
 
 
 def test_a_table_merges_its_queries_on_common_labels_and_organizes_columns() -> None:
-    doc = overview.render()
+    doc = overview.render(load_topology(None))
     (panel,) = [p for p in panels(doc) if p["title"] == "Agents not up, and why"]
     a = {"machine": "mainpc", "group": "g", "agent": "A"}
     data = PanelData(panel, [
@@ -72,3 +74,14 @@ def test_value_mappings_give_text_and_colour() -> None:
     defaults = {"mappings": [{"type": "value", "options": {"1": {"text": "up", "color": "green"}}}]}
     assert mapped(defaults, 1.0) == ("up", "#73bf69")
     assert mapped(defaults, 0.0) is None
+
+
+def test_a_panel_with_a_single_point_draws_over_the_dashboards_range(tmp_path: Path) -> None:
+    from fleetobs.generate.dashboards import draw as drawing
+
+    doc = overview.render(load_topology(None))
+    data = [PanelData(p, [[Series("x", {}, [(1000.0, 3.0)])] for _ in p.get("targets", [])])
+            if p["type"] == "timeseries" else PanelData(p) for p in doc["panels"]]
+    reports = drawing.draw(doc, data, tmp_path / "one.png", time_range=(940.0, 1000.0))
+    assert (tmp_path / "one.png").stat().st_size > 10_000
+    assert sum(r.lines for r in reports if r.kind == "timeseries") >= 4

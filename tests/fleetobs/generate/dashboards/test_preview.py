@@ -63,7 +63,7 @@ def test_the_command_writes_the_pngs_and_says_what_it_drew(live: Any, tmp_path: 
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--prometheus", live.prom.url, "-o", str(tmp_path), "--since", "1m",
                          "-d", links.OVERVIEW, "-d", links.AGENT, "--var", "machine=pc2",
-                         "--var", "group=vision_dream_gpu", "--var", "agent=DreamWorldAgent")
+                         "--var", "group=vision_dream_gpu", "--var", "agent=DreamingModeAgent")
     assert (code, err) == (0, "")
     for uid in (links.OVERVIEW, links.AGENT):
         path = tmp_path / f"{uid}.png"
