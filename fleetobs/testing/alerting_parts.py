@@ -3,10 +3,8 @@ on a fixed port and *units* (agents in their own killable ``fleetobs simulate``)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetobs.testing.procs import free_port, kill_process, wait_until
+from fleetobs.testing.procs import fixed_port, kill_process, wait_until
 from fleetobs.topology.model import Topology
 from hub.registry import HUB_AGENT
 from hub.sync.faultproxy import FaultProxy
@@ -39,13 +37,18 @@ class Timings:
     #: Production waits 30 s with 15 s intervals: a burst that the probe cycle, a scrape and
     #: an evaluation spread out still lands in one notification. Kept at that proportion.
     group_wait_seconds: float = 3.0
-    group_interval_seconds: float = 2.0
+    #: Well above the cluster's peer timeout (alertmanager.PEER_TIMEOUT_SECONDS), as in
+    #: production (5 m vs 15 s).
+    group_interval_seconds: float = 5.0
     repeat_interval_seconds: float = 3600.0
-    resend_delay_seconds: float = 2.0  # Prometheus --rules.alert.resend-delay (1m)
-    #: Alerts about Prometheus' own start (no hub target yet, no Alertmanager discovered
-    #: yet) keep a ``for`` longer than its first target discovery (5 s), as production's
-    #: 2m and 5m are.
-    startup_for_seconds: float = 20.0
+    #: Alerts true from a Prometheus' first evaluation keep a ``for`` longer than its first
+    #: target discovery (throttled to 5 s), as production's are: HubAbsent and
+    #: PrometheusAlertmanagerMissing would page at every start (no hub target, no
+    #: Alertmanager yet), and Prometheus drops alerts it has no Alertmanager for, sending
+    #: them again only after its resend delay (1 m; kept: a shorter one makes Alertmanager
+    #: time alerts out between the sends of a Prometheus that waits on an unreachable peer
+    #: Alertmanager, and lets a lagging Prometheus re-fire an alert the other just resolved).
+    startup_for_seconds: float = 12.0
     #: The hub's start-up grace (hub.service.HubConfig, not configurable: production's).
     startup_grace_seconds: float = 30.0
 
@@ -127,25 +130,13 @@ class Cross:
         return (self.sync, self.scrape, self.alerts)
 
 
-def free_http_pair(host: str, taken: set[int]) -> int:
-    """A health_check_port whose +1 (the agent's HTTP port) is free too."""
-    for _ in range(200):
-        hc = free_port(host)
-        if hc in taken or hc + 1 in taken or hc + 1 > 65535:
-            continue
-        with contextlib.suppress(OSError):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((host, hc + 1))
-            taken.update((hc, hc + 1))
-            return hc
-    raise OSError("no free port pair")
-
-
 def stack_topology(base: Topology, timings: Timings, hub_ports: Mapping[str, int]) -> dict[str, Any]:
     """``base`` for loopback: machine addresses 127.0.0.x, the given hub ports, every
-    agent but the hub's own beating at ``timings.heartbeat_seconds``; the hub agent on its
-    hub's port (where its /metrics is)."""
+    agent but the hub's own beating at ``timings.heartbeat_seconds`` on free ports of
+    :data:`~fleetobs.testing.procs.RESTART_PORTS` (agents stop and start again on them);
+    the hub agent on its hub's port (where its /metrics is)."""
     doc = base.model_dump(mode="json")
+    taken = set(hub_ports.values())
     doc["machines"] = [{**m, "address": HOSTS[m["name"]], "hub_port": hub_ports[m["name"]]}
                        for m in doc["machines"] if m["name"] in HOSTS]
     agents = []
@@ -156,7 +147,9 @@ def stack_topology(base: Topology, timings: Timings, hub_ports: Mapping[str, int
             port = hub_ports[a["machine"]]
             agents.append({**a, "port": port, "health_check_port": port})
         else:
-            agents.append({**a, "heartbeat_interval_seconds": timings.heartbeat_seconds})
+            host = HOSTS[a["machine"]]
+            agents.append({**a, "heartbeat_interval_seconds": timings.heartbeat_seconds,
+                           "port": fixed_port(host, taken), "health_check_port": fixed_port(host, taken, span=2)})
     doc["agents"] = agents
     doc["groups"] = [g for g in doc["groups"] if g["machine"] in HOSTS]
     return doc

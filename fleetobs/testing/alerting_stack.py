@@ -44,12 +44,11 @@ from fleetobs.testing.alerting_parts import (
     StackHub,
     Timings,
     Unit,
-    free_http_pair,
     stack_topology,
 )
 from fleetobs.testing.alertmanager import PEER_TIMEOUT_SECONDS, AlertmanagerCluster
 from fleetobs.testing.loop_thread import LoopThread
-from fleetobs.testing.procs import free_port, http_json, wait_until
+from fleetobs.testing.procs import fixed_port, free_port, http_json, wait_until
 from fleetobs.testing.prometheus import PrometheusProcess
 from fleetobs.testing.sim_control import SimControl
 from fleetobs.testing.victoriametrics import VictoriaMetricsProcess
@@ -67,8 +66,8 @@ if TYPE_CHECKING:
 LONG_FOR_SECONDS = 120.0
 #: A loaded 2-core box can take long to start a Python process.
 HUB_START_TIMEOUT = 60.0
-#: Alerts that are true for a moment whenever a Prometheus starts (see Timings).
-STARTUP_ALERTS = ("HubAbsent", "PrometheusAlertmanagerMissing")
+#: Alerts true from a Prometheus' first evaluation (see Timings.startup_for_seconds).
+STARTUP_ALERTS = ("HubAbsent", "PrometheusAlertmanagerMissing", "Watchdog")
 #: Webhook paths: pages and tickets, and the Watchdog (the dead man's switch).
 NOTIFY_PATH = "/notify"
 WATCHDOG_PATH = "/watchdog"
@@ -109,6 +108,7 @@ class AlertingStack:
         #: Seconds each start-up phase took.
         self.phases: dict[str, float] = {}
         self._phase_t = 0.0
+        self._given_up: set[tuple[tuple[str, str], ...]] = set()
 
     @property
     def machines(self) -> list[str]:
@@ -129,25 +129,17 @@ class AlertingStack:
         self.loop = LoopThread("alerting-stack")
         self.hook.start()
         base = self.options.topology or load_topology(None)
-        hub_ports = {m: free_port(h) for m, h in HOSTS.items()}
+        hub_ports = {m: fixed_port(h) for m, h in HOSTS.items()}
         doc = stack_topology(base, self.timings, hub_ports)
         unit_of = {a: u for u, names in self.options.units.items() for a in names}
         known = {a["name"] for a in doc["agents"]}
         if set(unit_of) - known:
             raise ValueError(f"units name agents not in the topology: {sorted(set(unit_of) - known)}")
-        taken: set[int] = set()
-        for a in doc["agents"]:  # units listen on fixed ports: they restart on the same ones
-            if a["name"] in unit_of:
-                host = HOSTS[a["machine"]]
-                a.update(port=free_port(host), health_check_port=free_http_pair(host, taken))
         self.topology_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         for m in self.machines:
             self.sims[m] = SimControl(self.topology_path, m, HOSTS[m], unit_of, self.workdir / f"sim-{m}.log")
-        for m, sim in self.sims.items():
-            ports = sim.wait_ready()
-            for a in doc["agents"]:
-                if a["machine"] == m and a["name"] in ports:
-                    a["port"], a["health_check_port"] = ports[a["name"]]
+        for sim in self.sims.values():
+            sim.wait_ready()
         self.topology = Topology.model_validate(doc)
         self.topology_path.write_text(yaml.safe_dump(self.topology.model_dump(mode="json"), sort_keys=False))
         for name, names in self.options.units.items():
@@ -192,11 +184,8 @@ class AlertingStack:
                 config = config.model_copy(update={"remote_write": (RemoteWrite(url=self.vm.write_url),)})
             text = prometheus_config(self.topology, m, config=config, hosts=self.hosts_for(m, port),
                                      alertmanagers=self.alertmanagers_for(m), rule_files=sorted(rules))
-            self.prom[m] = PrometheusProcess(text, rules, self.workdir / f"prometheus-{m}", extra_args=[
-                f"--web.listen-address=127.0.0.1:{port}",
-                # Prometheus drops alerts while it has discovered no Alertmanager yet (its
-                # discovery is throttled to 5 s) and resends only after this delay (1m).
-                f"--rules.alert.resend-delay={duration(t.resend_delay_seconds)}"])
+            self.prom[m] = PrometheusProcess(text, rules, self.workdir / f"prometheus-{m}",
+                                             extra_args=[f"--web.listen-address=127.0.0.1:{port}"])
         starters: list[Callable[[], object]] = [self.am.start, *(u.wait_started for u in self.units.values())]
         if self.vm is not None:
             starters.append(self.vm.start)
@@ -401,20 +390,30 @@ class AlertingStack:
 
     def wait_calm(self, timeout: float = 60.0) -> None:
         """Until no alert is pending or firing anywhere (the Watchdog aside) and no page has
-        arrived for a while (the last fault's resolved notifications are in)."""
+        arrived for a while: every alert notified firing has been notified resolved (or the
+        resolution is given up on after a while: an alert that was inhibited when it resolved
+        is never notified resolved)."""
         t = self.timings
         # a resolution may still be on its way: the next group flush, then the second node's
         # wait before it checks whether the first one sent it
-        quiet = t.group_wait_seconds + t.group_interval_seconds + PEER_TIMEOUT_SECONDS + 2.0
+        flush = t.group_wait_seconds + t.group_interval_seconds + PEER_TIMEOUT_SECONDS
+        quiet = PEER_TIMEOUT_SECONDS + 2.0  # a duplicate's, after the resolutions are in
+        calm_since: list[float] = []
 
         def calm() -> bool:
-            if any(self.live_alerts(m) for m in self.machines):
-                return False
             assert self.am is not None
-            if any(self.alertmanager_alerts(i) for i in range(len(self.am.nodes))):
+            if any(self.live_alerts(m) for m in self.machines) or \
+                    any(self.alertmanager_alerts(i) for i in range(len(self.am.nodes))):
+                calm_since.clear()
                 return False
+            now = time.monotonic()
+            calm_since[:] = calm_since or [now]
+            open_ = self.unresolved() - self._given_up
+            if open_ and now - calm_since[0] < 2 * flush + 5:
+                return False
+            self._given_up |= open_
             last = self.pages()[-1:]
-            return not last or time.monotonic() - last[0].at > quiet
+            return not last or now - last[0].at > quiet
 
         try:
             wait_until(calm, timeout, "no alert anywhere", interval=0.25)
@@ -422,6 +421,14 @@ class AlertingStack:
             left = {m: [a["labels"] for a in self.live_alerts(m)] for m in self.machines}
             held = [a["labels"] for a in self.alertmanager_alerts(0)]
             raise TimeoutError(f"alerts still active after {timeout} s: {left}; Alertmanager: {held}") from None
+
+    def unresolved(self) -> set[tuple[tuple[str, str], ...]]:
+        """Alerts (label sets) whose last notification says firing."""
+        last: dict[tuple[tuple[str, str], ...], str] = {}
+        for n in self.pages():
+            for a in n.alerts:
+                last[tuple(sorted(a["labels"].items()))] = a["status"]
+        return {k for k, status in last.items() if status == "firing"}
 
     def live_alerts(self, machine: str) -> list[dict[str, Any]]:
         """Alerts of ``machine``'s Prometheus that are firing, or pending with a ``for`` this

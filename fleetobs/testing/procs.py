@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import subprocess
 import time
@@ -31,6 +32,32 @@ def free_port(host: str = "127.0.0.1", udp_too: bool = False) -> int:
                 continue
         return port
     raise OSError(f"no free TCP+UDP port on {host}")
+
+
+#: Ports for listeners that restart on the same port (hubs, agents): below Linux's ephemeral
+#: range (32768-60999), so no outgoing connection can take one while its listener is down.
+RESTART_PORTS = range(22000, 32000)
+
+
+def fixed_port(host: str = "127.0.0.1", taken: set[int] | None = None, span: int = 1) -> int:
+    """A port of :data:`RESTART_PORTS` free on ``host`` (``span``: that many in a row free,
+    e.g. 2 for an agent's health_check_port and its HTTP port +1); added to ``taken``."""
+    taken = set() if taken is None else taken
+    rng = random.Random()  # noqa: S311 - spreading ports, not secrets
+    for _ in range(500):
+        port = rng.randrange(RESTART_PORTS.start, RESTART_PORTS.stop - span)
+        ports = range(port, port + span)
+        if any(p in taken for p in ports):
+            continue
+        try:
+            for p in ports:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, p))
+        except OSError:
+            continue
+        taken.update(ports)
+        return port
+    raise OSError(f"no free port in {RESTART_PORTS} on {host}")
 
 
 def http_json(url: str, timeout: float = 5.0, data: bytes | None = None,

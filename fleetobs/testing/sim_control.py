@@ -6,7 +6,7 @@ again on the same ports) without sharing the test process's CPU time slice. So:
 
     python -m fleetobs.testing.sim_control --topology T --machine M --host H [--skip NAME]...
 
-starts M's probed agents of T (on free ports) and prints one JSON line
+starts M's probed agents of T on T's ports and prints one JSON line
 ``{"ports": {name: [port, health_check_port]}}``. Then each JSON line on stdin is a
 command, answered by one JSON line: ``{"op": "behaviour", "behaviour": "degraded",
 "failing_check": "ready_signal", "agents": [...] | null}``, ``{"op": "stop", "agents":
@@ -35,14 +35,12 @@ async def _serve(topology: Path, machine: str, host: str, skip: set[str]) -> Non
     from fleetobs.topology.load import load_topology
 
     topo = load_topology(topology)
-    specs = [s for s in specs_from_topology(topo, [machine], {}, PortPlan(ephemeral=True)) if s.name not in skip]
+    specs = [s for s in specs_from_topology(topo, [machine], {}, PortPlan()) if s.name not in skip]
     fleet = SimulatedFleet(specs, host=host)
     report = await fleet.start()
     if report.failed:
         raise SystemExit(f"agents could not bind: {report.failed}")
     agents = {a.spec.name: a for a in fleet.agents.values()}
-    for a in agents.values():  # a restart binds the same ports (the topology names them)
-        a.spec.port, a.spec.health_check_port = a.port, a.health_check_port
     _say({"ports": {n: [a.port, a.health_check_port] for n, a in agents.items()}})
     loop = asyncio.get_running_loop()
     try:

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.binaries]
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AlertmanagerCluster, WebhookReceiver]]:
     require_binary("prometheus-alertmanager", "alertmanager")
     topo = load_topology(None)
-    fast = topo.alerting.fast(group_wait="1s", group_interval="2s")
+    fast = topo.alerting.fast(group_wait="1s", group_interval="5s")
     with WebhookReceiver() as hook:
         config = alertmanager_config(topo, config=fast, webhook_url=hook.url)
         work: Path = tmp_path_factory.mktemp("am-cluster")
