@@ -10,8 +10,10 @@ scrapes Prometheus itself needs the port first: pass
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,14 @@ from typing import Any
 
 from fleetobs.testing.binaries import require_binary
 from fleetobs.testing.procs import free_port, http_json, http_ok, kill_process
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus refused a query (its error text), or never answered as asked."""
+
+
+class PrometheusTimeoutError(PrometheusError, TimeoutError):
+    """:meth:`PrometheusProcess.wait_for` ran out of time."""
 
 
 class PrometheusProcess:
@@ -80,14 +90,22 @@ class PrometheusProcess:
     # --- HTTP API --------------------------------------------------------------------
     def _api(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
-        body = http_json(f"{self.url}{path}" + (f"?{query}" if query else ""))
+        try:
+            body = http_json(f"{self.url}{path}" + (f"?{query}" if query else ""))
+        except urllib.error.HTTPError as exc:  # 400/422: the body says why
+            try:
+                body = json.loads(exc.read() or b"{}")
+            except ValueError:
+                body = {"error": str(exc)}
         if body.get("status") != "success":
-            raise RuntimeError(f"prometheus {path}: {body}")
+            raise PrometheusError(f"prometheus {path}: {body.get('errorType', '')} {body.get('error', body)}")
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Instant query; ``data.result``."""
         data = self._api("/api/v1/query", query=expr)
+        if data.get("resultType") in ("scalar", "string"):  # one [time, value] pair
+            return [{"metric": {}, "value": data["result"]}]
         result: list[dict[str, Any]] = data["result"]
         return result
 
@@ -99,7 +117,7 @@ class PrometheusProcess:
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{expr!r} stayed empty for {timeout} s")
+                raise PrometheusTimeoutError(f"{expr!r} still empty after {timeout} s")
             time.sleep(0.2)
 
     def targets(self) -> list[dict[str, Any]]:

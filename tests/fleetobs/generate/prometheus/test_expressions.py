@@ -37,7 +37,7 @@ from fleetobs.testing.loki import LokiStandIn
 from fleetobs.testing.prometheus import PrometheusProcess
 from fleetobs.topology.load import load_topology
 from fleetobs.topology.model import Topology
-from hub.plugins import plugin_factories
+from hub.app import plugin_factories
 from hub.sync.metrics import SyncCollector
 from hub.sync.records import AgentFacts
 from hub.sync.testing import Cluster
@@ -99,7 +99,8 @@ async def _hub_exposition(tmp_path: Path) -> str:
             await h.client.post("/v1/heartbeats", json=[
                 {"agent": "NLUAgent"}, {"agent": "NotInTopology"},
                 {"agent": "MemoryClient", "status": "degraded", "reason": "health_checks.ready_signal=false"}])
-            await h.client.post("/v1/heartbeats", content=b"junk")  # a rejection
+            await h.client.post("/v1/heartbeats", content=b"junk",  # a rejection (JSON that is not)
+                                headers={"Content-Type": "application/json"})
             logger.warning("x" * 10_000)  # larger than the log buffer: a dropped line
             r = await h.client.get("/metrics")
     assert r.status_code == 200
