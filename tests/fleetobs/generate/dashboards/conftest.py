@@ -139,11 +139,13 @@ def _exercise(fleet: LiveFleet) -> None:
     with httpx.Client(timeout=5.0) as c:
         for machine, hub in fleet.hubs.items():
             agent = VALUE_SETS[machine]["agent"]  # the agent whose dashboard is checked
-            assert c.post(f"{hub.url}/v1/heartbeats", content=b"{not json").status_code in (400, 422)
+            assert c.post(f"{hub.url}/v1/heartbeats", content=b"{not json",
+                          headers={"Content-Type": "application/json"}).status_code in (400, 422)
             c.post(f"{hub.url}/v1/heartbeats", json={"agent": "GhostAgent", "status": "ok"})
             other = next(a for a in fleet.topology.agents if a.machine != machine and a.probe == "zmq")
             c.post(f"{hub.url}/v1/heartbeats", json={"agent": other.name, "status": "ok"})
-            assert c.post(f"{hub.url}/v1/sync/push", content=b"[]").status_code == 422
+            assert c.post(f"{hub.url}/v1/sync/push", content=b"[]",
+                          headers={"Content-Type": "application/json"}).status_code == 422
             r = c.post(f"{hub.url}/v1/logs", json=[
                 {"agent": agent, "level": "info", "message": "loading model"},
                 {"agent": agent, "level": "error", "message": "model not loaded: CUDA out of memory"}])
