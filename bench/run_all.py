@@ -48,6 +48,7 @@ BENCHES = (
     Bench("alert_latency.py", ("--kills", "2",), needs=("prometheus", "prometheus-alertmanager")),
     Bench("alert_quality.py", (), needs=("prometheus", "prometheus-alertmanager")),
     Bench("rule_cost.py", ("--agents", "2000", "--minutes", "0.5", "--skip-stack"), needs=("prometheus",)),
+    Bench("compose_bench.py", ("--runs", "1",), needs=("dockerd", "docker-compose", "debootstrap")),
 )
 
 #: Modules in bench/ that benchmarks import, not benchmarks themselves.
