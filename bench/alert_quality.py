@@ -60,6 +60,7 @@ class Fault:
     goal_pages: int = 1
     pages: list[Notification] = field(default_factory=list)
     resolutions: list[Notification] = field(default_factory=list)
+    started: float = 0.0
 
 
 def probed(topo: Any, group: str) -> list[str]:
@@ -115,6 +116,7 @@ def firing(n: Notification) -> list[Labels]:
 def run_fault(stack: AlertingStack, fault: Fault, hold: float) -> None:
     stack.wait_calm(120)
     mark = stack.hook.mark()
+    fault.started = time.monotonic()
     fault.inject(stack)
     try:
         stack.hook.wait(lambda ns: any(fault.expected(x) for n in ns for x in firing(n)), timeout=hold, since=mark)
@@ -148,6 +150,10 @@ def main() -> None:
             paged = Counter(x["alertname"] for n in fault.pages for x in firing(n))
             print(f"{fault.name:22s} pages {len(fault.pages)} (goal {fault.goal_pages})  "
                   f"resolutions {len(fault.resolutions)}  paged: {dict(paged)}")
+            for n in fault.pages:
+                machines = Counter(x.get("machine") for x in firing(n))
+                print(f"{'':24s}+{n.at - fault.started:5.1f} s  {len(firing(n))} alerts  {dict(machines)}  "
+                      f"from {n.sender}")
         elapsed = time.monotonic() - start
     report(plan, elapsed)
 
