@@ -167,6 +167,11 @@ def report_part1(prom: PrometheusProcess, n: int, minutes: float) -> None:
         peak_total += peaks.get(g, last) * share
         print(f"{g.split(';')[-1]:52s} {int(rules_in.get(g, 0)):5d} {interval.get(g, 0):7.0f}s "
               f"{last * 1000:9.2f} {peaks.get(g, last) * 1000:9.2f}")
+    rules = http_json(f"{prom.url}/api/v1/rules", timeout=120)["data"]["groups"]
+    slow = sorted(((float(r.get("evaluationTime", 0)), g["name"], r.get("name", "")) for g in rules
+                   for r in g["rules"]), reverse=True)[:5]
+    print("slowest rules (last evaluation): " + "; ".join(
+        f"{name} in {group} {secs * 1000:.1f} ms" for secs, group, name in slow))
     scrape = value(prom, 'max_over_time(scrape_duration_seconds{job="fleet-hub"}[' + window + "])")
     failures = value(prom, "sum(prometheus_rule_evaluation_failures_total)")
     print(f"all groups, per 15 s round: {total * 1000:.1f} ms now, {peak_total * 1000:.1f} ms at worst "
