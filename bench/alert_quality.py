@@ -153,7 +153,7 @@ def main() -> None:
             for n in fault.pages:
                 machines = Counter(x.get("machine") for x in firing(n))
                 print(f"{'':24s}+{n.at - fault.started:5.1f} s  {len(firing(n))} alerts  {dict(machines)}  "
-                      f"from {n.sender}")
+                      f"from {n.sender}  group {n.body.get('groupKey', '').split(':', 1)[-1]}")
         elapsed = time.monotonic() - start
     report(plan, elapsed)
 
