@@ -58,9 +58,9 @@ def parse_time(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def first_down_sample(stack: AlertingStack, agent: str, after: float) -> float | None:
-    """Timestamp of the first scraped sample saying the agent is down, in mainpc's Prometheus."""
-    res = stack.prom["mainpc"].query(f'fleet_agent_state{{agent="{agent}",state="down"}}[2m]')
+def first_down_sample(stack: AlertingStack, machine: str, agent: str, after: float) -> float | None:
+    """Timestamp of the first scraped sample saying the agent is down, in ``machine``'s Prometheus."""
+    res = stack.prom[machine].query(f'fleet_agent_state{{agent="{agent}",state="down"}}[2m]')
     for series in res:
         for ts, value in series["values"]:
             if float(ts) >= after - 1 and value == "1":
@@ -68,8 +68,8 @@ def first_down_sample(stack: AlertingStack, agent: str, after: float) -> float |
     return None
 
 
-def active_at(stack: AlertingStack, agent: str) -> float | None:
-    alerts = http_json(f"{stack.prom['mainpc'].url}/api/v1/alerts")["data"]["alerts"]
+def active_at(stack: AlertingStack, machine: str, agent: str) -> float | None:
+    alerts = http_json(f"{stack.prom[machine].url}/api/v1/alerts")["data"]["alerts"]
     for a in alerts:
         if a["labels"].get("alertname") == "AgentDown" and a["labels"].get("agent") == agent:
             return parse_time(a["activeAt"])
@@ -90,9 +90,13 @@ def one_round(stack: AlertingStack, agent: str) -> dict[str, float]:
     note = stack.hook.wait_for("AgentDown", timeout=120, since=mark, agent=agent)
     t_notified = note.wall
     alert = next(a for a in note.alerts if a["labels"].get("agent") == agent)
+    # Both machines' Prometheus raise it; Alertmanager keeps the earliest start: the
+    # split follows the Prometheus that went pending first.
     t_fired = parse_time(alert["startsAt"])
-    t_pending = active_at(stack, agent) or float("nan")
-    t_scraped = first_down_sample(stack, agent, t_down) or float("nan")
+    pending = {m: active_at(stack, m, agent) for m in stack.machines}
+    first = min((m for m in pending if pending[m] is not None), key=lambda m: pending[m] or 0.0)
+    t_pending = pending[first] or float("nan")
+    t_scraped = first_down_sample(stack, first, agent, t_down) or float("nan")
     # back again, for the next round; time the resolved notification too
     mark = stack.hook.mark()
     t_back = time.time()
@@ -113,7 +117,7 @@ def main() -> None:
     p.add_argument("--group-wait", type=float, default=1.0)
     args = p.parse_args()
     timings = Timings(heartbeat_seconds=args.heartbeat, probe_interval_seconds=args.heartbeat,
-                      probe_timeout_seconds=min(0.5, args.heartbeat / 2),
+                      probe_timeout_seconds=min(1.0, args.heartbeat / 2),
                       scrape_seconds=args.interval, eval_seconds=args.interval, for_seconds=args.for_,
                       group_wait_seconds=args.group_wait)
     names = victims(args.kills)

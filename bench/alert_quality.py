@@ -15,14 +15,18 @@ another, each undone and followed by calm (nothing pending or firing) before the
   hub-killed-restarted  pc2's hub SIGKILLed, started again            -> HubDown
   ready-key-expiry      every agent degraded at once, same reason     -> AgentDegraded (one page)
 
-Every notification the receiver gets is recorded. A *page* is a notification with a
-firing alert (resolutions are counted apart). Printed per fault: pages, resolutions,
-the alerts paged; then:
+Every notification the receiver gets is recorded. A *page* is a notification that brings
+a firing alert not already open (never notified, or notified resolved since); an
+*update* repeats open alerts next to resolved ones (Alertmanager re-sends a group when
+part of it resolves, same group key: the same incident); a *resolution* fires nothing.
+Printed per fault: pages (with when, how many alerts, from which node, their group),
+updates, resolutions; then:
 
 - recall: faults that paged with an expected alert / faults (goal 100%);
 - precision: pages whose every firing alert is expected for the fault in progress /
   pages (goal 100%);
-- duplicates: firing alerts (same labels) paged more than once within a fault (goal 0);
+- duplicates: alerts (same labels) paged again within a fault, after their resolution
+  (goal 0);
 - pages per fault (goal 1; the link cut is one per side, so 2).
 """
 
@@ -59,7 +63,10 @@ class Fault:
     #: Pages the goal allows (one per fault; one per side for the link cut).
     goal_pages: int = 1
     pages: list[Notification] = field(default_factory=list)
+    updates: list[Notification] = field(default_factory=list)
     resolutions: list[Notification] = field(default_factory=list)
+    repaged: int = 0
+    started: float = 0.0
 
 
 def probed(topo: Any, group: str) -> list[str]:
@@ -115,6 +122,7 @@ def firing(n: Notification) -> list[Labels]:
 def run_fault(stack: AlertingStack, fault: Fault, hold: float) -> None:
     stack.wait_calm(120)
     mark = stack.hook.mark()
+    fault.started = time.monotonic()
     fault.inject(stack)
     try:
         stack.hook.wait(lambda ns: any(fault.expected(x) for n in ns for x in firing(n)), timeout=hold, since=mark)
@@ -124,8 +132,35 @@ def run_fault(stack: AlertingStack, fault: Fault, hold: float) -> None:
     fault.undo(stack)
     stack.wait_calm(120)
     got = stack.pages(mark)
-    fault.pages = [n for n in got if firing(n)]
-    fault.resolutions = [n for n in got if not firing(n)]
+    fault.pages, fault.updates, fault.resolutions, fault.repaged = classify(got)
+
+
+def key(labels: Labels) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def classify(notes: list[Notification]) -> tuple[list[Notification], list[Notification], list[Notification], int]:
+    """(pages, updates, resolutions, re-pages). A page brings a firing alert that is not
+    open (never notified, or last notified resolved); an update only repeats open alerts
+    next to resolved ones (Alertmanager re-sends a group when part of it resolves); a
+    resolution fires nothing. A re-page: an alert paged again after its resolution."""
+    open_: set[tuple[tuple[str, str], ...]] = set()
+    paged: set[tuple[tuple[str, str], ...]] = set()
+    pages, updates, resolutions = [], [], []
+    repaged = 0
+    for n in notes:
+        fire = {key(x) for x in firing(n)}
+        if fire - open_:
+            pages.append(n)
+            repaged += len((fire - open_) & paged)
+            paged |= fire
+        elif fire:
+            updates.append(n)
+        else:
+            resolutions.append(n)
+        open_ |= fire
+        open_ -= {key(a["labels"]) for a in n.alerts if a["status"] == "resolved"}
+    return pages, updates, resolutions, repaged
 
 
 def main() -> None:
@@ -146,8 +181,12 @@ def main() -> None:
         for fault in plan:
             run_fault(stack, fault, hold)
             paged = Counter(x["alertname"] for n in fault.pages for x in firing(n))
-            print(f"{fault.name:22s} pages {len(fault.pages)} (goal {fault.goal_pages})  "
-                  f"resolutions {len(fault.resolutions)}  paged: {dict(paged)}")
+            print(f"{fault.name:22s} pages {len(fault.pages)} (goal {fault.goal_pages})  updates "
+                  f"{len(fault.updates)}  resolutions {len(fault.resolutions)}  paged: {dict(paged)}")
+            for n in fault.pages:
+                machines = Counter(x.get("machine") for x in firing(n))
+                print(f"{'':24s}+{n.at - fault.started:5.1f} s  {len(firing(n))} alerts  {dict(machines)}  "
+                      f"from {n.sender}  group {n.body.get('groupKey', '').split(':', 1)[-1]}")
         elapsed = time.monotonic() - start
     report(plan, elapsed)
 
@@ -156,10 +195,7 @@ def report(plan: list[Fault], elapsed: float) -> None:
     pages = [(f, n) for f in plan for n in f.pages]
     recalled = [f for f in plan if any(f.expected(x) for n in f.pages for x in firing(n))]
     precise = [n for f, n in pages if all(f.expected(x) for x in firing(n))]
-    dups = 0
-    for f in plan:
-        seen = Counter(tuple(sorted(x.items())) for n in f.pages for x in firing(n))
-        dups += sum(c - 1 for c in seen.values())
+    dups = sum(f.repaged for f in plan)
     over = {f.name: len(f.pages) for f in plan if len(f.pages) != f.goal_pages}
     print(f"\nfaults {len(plan)}, pages {len(pages)}, resolutions {sum(len(f.resolutions) for f in plan)}, "
           f"chaos run {elapsed:.0f} s")

@@ -146,6 +146,16 @@ def value(prom: PrometheusProcess, expr: str) -> float:
     return float(res[0]["value"][1]) if res else float("nan")
 
 
+def plain_aggregation_seconds(prom: PrometheusProcess) -> float:
+    """Prometheus' own evaluation time of one aggregation over every agent's series."""
+    times = []
+    for _ in range(5):
+        body = http_json(f"{prom.url}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": "count by (machine, group) (fleet_agent_up)", "stats": "all"}), timeout=120)
+        times.append(float(body["data"]["stats"]["timings"]["evalTotalTime"]))
+    return sorted(times)[2]
+
+
 def report_part1(prom: PrometheusProcess, n: int, minutes: float) -> None:
     window = f"{int(minutes * 60)}s"
     rows = query(prom, "prometheus_rule_group_last_duration_seconds")
@@ -167,12 +177,21 @@ def report_part1(prom: PrometheusProcess, n: int, minutes: float) -> None:
         peak_total += peaks.get(g, last) * share
         print(f"{g.split(';')[-1]:52s} {int(rules_in.get(g, 0)):5d} {interval.get(g, 0):7.0f}s "
               f"{last * 1000:9.2f} {peaks.get(g, last) * 1000:9.2f}")
+    rules = http_json(f"{prom.url}/api/v1/rules", timeout=120)["data"]["groups"]
+    slow = sorted(((float(r.get("evaluationTime", 0)), g["name"], r.get("name", "")) for g in rules
+                   for r in g["rules"]), reverse=True)[:5]
+    print("slowest rules (last evaluation): " + "; ".join(
+        f"{name} in {group} {secs * 1000:.1f} ms" for secs, group, name in slow))
     scrape = value(prom, 'max_over_time(scrape_duration_seconds{job="fleet-hub"}[' + window + "])")
     failures = value(prom, "sum(prometheus_rule_evaluation_failures_total)")
     print(f"all groups, per 15 s round: {total * 1000:.1f} ms now, {peak_total * 1000:.1f} ms at worst "
           f"= {100 * peak_total / 15:.2f}% of the evaluation interval; rule evaluation failures: {failures:g}")
     print(f"anchor, the hub scrape feeding them (max): {scrape * 1000:.1f} ms; "
           f"rules / scrape = {peak_total / scrape:.2f}x")
+    anchor = plain_aggregation_seconds(prom)
+    print(f"anchor, one plain aggregation of {n} series (count by (machine, group) (fleet_agent_up), "
+          f"median of 5 via the API): {anchor * 1000:.1f} ms; all rules per round = {total / anchor:.0f} such "
+          f"aggregations (the box's load inflates both alike)")
     print("\n## 2. series per agent at", n)
     per = {}
     for spec in catalog.HUB:  # the hub's per-agent families
