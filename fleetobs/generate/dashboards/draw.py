@@ -83,7 +83,20 @@ def _time_axis(ax: Any) -> None:
     import matplotlib.dates as mdates
 
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))  # type: ignore[no-untyped-call]
+
+
+#: Tick spacings of a time axis, seconds (AutoDateLocator finds none for some ranges).
+_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def _time_ticks(ax: Any) -> None:
+    """At most 6 ticks, on round times."""
+    from matplotlib.ticker import MultipleLocator
+
+    lo, hi = ax.get_xlim()  # matplotlib dates: days
+    span = max((hi - lo) * 86400, 1.0)
+    step = next((s for s in _TICK_STEPS if span / s <= 6), _TICK_STEPS[-1])
+    ax.xaxis.set_major_locator(MultipleLocator(step / 86400))
 
 
 def _style(ax: Any) -> None:
@@ -338,9 +351,12 @@ def _draw(doc: Mapping[str, Any], data: Sequence[PanelData], path: Path, subtitl
                                                             p["fieldConfig"]["defaults"]):
             _note(ax, "No data")
         else:
-            DRAW[p["type"]](ax, d, rep)
             if time_range is not None and p["type"] in ("timeseries", "state-timeline"):
+                # Before drawing: a lone point would otherwise give the date axis no range.
                 ax.set_xlim(*_dates([(time_range[0], 0.0), (time_range[1], 0.0)]))
+            DRAW[p["type"]](ax, d, rep)
+            if p["type"] in ("timeseries", "state-timeline"):
+                _time_ticks(ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor=BACKGROUND, pil_kwargs={"compress_level": 3})
     plt.close(fig)
