@@ -67,6 +67,10 @@ class LivenessPolicy:
         down = self.down_after(interval)
         return min(self.suspect_factor * interval, down * self.suspect_factor / self.down_factor)
 
+    def limits(self, interval: float) -> tuple[float, float]:
+        """``(suspect_after, down_after)`` of ``interval``."""
+        return self.suspect_after(interval), self.down_after(interval)
+
 
 @dataclass(slots=True)
 class Timing:
@@ -100,20 +104,26 @@ def observe(t: Timing, now: float, status: Status, interval: float | None,
     t.state = alive_state(status) if t.monitored else State.UNMONITORED
 
 
-def judge(t: Timing, now: float, policy: LivenessPolicy) -> State:
-    """The state ``t`` is in at ``now`` (does not modify ``t``)."""
+def judge(t: Timing, now: float, policy: LivenessPolicy,
+          limits: tuple[float, float] | None = None) -> State:
+    """The state ``t`` is in at ``now`` (does not modify ``t``).
+
+    ``limits``: ``(suspect_after, down_after)`` for ``t.interval`` when the caller has
+    them (a judge pass over 10,000 agents computes them once per distinct interval).
+    """
     if not t.monitored:
         return State.UNMONITORED
     if t.ref is None:
         return State.MISSING
     if now < t.hold_until:
         return t.state
+    suspect, down = limits if limits is not None else policy.limits(t.interval)
     silent = now - t.ref
-    if silent > policy.down_after(t.interval):
+    if silent > down:
         return State.DOWN
-    if silent > policy.suspect_after(t.interval):
+    if silent > suspect:
         return State.SUSPECT
-    return alive_state(t.status)
+    return State.UP if t.status is Status.OK else State.DEGRADED
 
 
 def restore(t: Timing, now: float, age: float, state: State, status: Status) -> None:

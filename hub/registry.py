@@ -169,13 +169,25 @@ class Registry:
 
     def judge_all(self, now: float, wall: float, stall: float = 0.0) -> list[tuple[Record, State]]:
         """Re-judge every record; returns ``(record, previous state)`` for each change."""
+        return self.judge_records(self._records.values(), now, wall, stall, {})
+
+    def judge_records(self, records: Iterable[Record], now: float, wall: float, stall: float,
+                      limits: dict[float, tuple[float, float]]) -> list[tuple[Record, State]]:
+        """:meth:`judge_all` for some records (a pass in steps: hub.service's judge loop).
+
+        ``limits`` caches thresholds per distinct interval (a handful), not per agent;
+        pass the same dict to every step of one pass.
+        """
         changed: list[tuple[Record, State]] = []
         policy = self.policy
-        for rec in self._records.values():
+        for rec in records:
             t = rec.timing
             if stall > 0.0:
                 credit_stall(t, stall, now)
-            new = judge(t, now, policy)
+            lim = limits.get(t.interval)
+            if lim is None:
+                lim = limits[t.interval] = policy.limits(t.interval)
+            new = judge(t, now, policy, lim)
             if new is not t.state:
                 changed.append((rec, t.state))
                 t.state = new

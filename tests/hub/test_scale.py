@@ -90,7 +90,7 @@ async def test_a_batch_of_10000_strangers_lets_the_event_loop_run_meanwhile(tmp_
         done.set()
         await task
         assert r.status_code == 200 and len(r.json()["unknown"]) == 10_000
-        assert during >= 9  # a turn after each chunk of 1,000 at least
+        assert during >= 19  # a turn after each chunk of 500 at least
 
 
 @pytest.fixture
@@ -168,3 +168,31 @@ def test_a_document_json_would_change_is_not_cached(tmp_path: Path) -> None:
     assert not topology_cache.store_document(tmp_path, "k", {1: "int key"})
     assert not topology_cache.store_document(tmp_path, "k", {"when": __import__("datetime").date(2026, 1, 1)})
     assert topology_cache.cached_document(tmp_path, "k") is None
+
+
+@pytest.mark.asyncio
+async def test_the_background_judge_pass_in_steps_judges_as_one_pass_does(tmp_path: Path) -> None:
+    topo = big_topology(6_000)
+    hubs = [Hub(topo, "m1", load_settings({}), tmp_path / str(k), clock=FakeClock(),
+                config=HubConfig(background=False)) for k in range(2)]
+    for hub in hubs:
+        await hub.start()
+        hub.observe_many([Observation(agent=f"agent{i:05d}", machine="m1", interval_seconds=10 + i % 3)
+                          for i in range(0, 6_000, 2)])
+        assert isinstance(hub.clock, FakeClock)
+    try:
+        changes = 0
+        for _ in range(40):  # a judge pass a second: up, then suspect, then down
+            for hub in hubs:
+                assert isinstance(hub.clock, FakeClock)
+                hub.clock.advance(1)
+            one = hubs[0].tick()
+            steps = await hubs[1].tick_in_steps()
+            assert sorted((r.name, str(b)) for r, b in one) == sorted((r.name, str(b)) for r, b in steps)
+            assert [r.timing.state for r in hubs[0].registry] == [r.timing.state for r in hubs[1].registry]
+            changes += len(steps)
+        assert changes == 2 * 3_000  # each beaten agent: up -> suspect -> down
+        assert {str(r.timing.state) for r in hubs[1].registry} == {"down", "missing"}
+    finally:
+        for hub in hubs:
+            await hub.stop()
