@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from exporters.docker_state import parse_time
 from fleetobs.testing.docker.cli import Docker, compose_binary, docker_binary
 from fleetobs.testing.docker.compose import health
 from fleetobs.testing.docker.daemon import DockerDaemon
@@ -59,7 +60,7 @@ def image_sizes(d: Docker, session: DockerSession) -> None:
 
 
 def lone_hub(d: Docker, session: DockerSession, runs: int) -> None:
-    anchor, ready, healthy, stops = [], [], [], []
+    anchor, ready, from_start, healthy, stops = [], [], [], [], []
     for i in range(runs):
         t = time.perf_counter()
         d("run", "--rm", session.images.base, "true", timeout=60)
@@ -79,6 +80,9 @@ def lone_hub(d: Docker, session: DockerSession, runs: int) -> None:
                     pass
                 time.sleep(0.02)
             ready.append(time.perf_counter() - t)
+            ready_wall = time.time()
+            started = parse_time(d.inspect(name)[0]["State"]["StartedAt"]).timestamp()
+            from_start.append(ready_wall - started)
             while health(d.inspect(name)[0]) != "healthy" and time.perf_counter() - t < 90:
                 time.sleep(0.1)
             healthy.append(time.perf_counter() - t)
@@ -88,7 +92,8 @@ def lone_hub(d: Docker, session: DockerSession, runs: int) -> None:
         finally:
             d("rm", "-f", name, check=False, timeout=60)
     a, r = statistics.median(anchor), statistics.median(ready)
-    print(f"lone hub container, median of {runs}: start to /ready {r:.2f} s (plan < 2 s), anchor "
+    print(f"lone hub container, median of {runs}: container start (StartedAt) to /ready "
+          f"{statistics.median(from_start):.2f} s (plan < 2 s); from `docker run -d` {r:.2f} s, anchor "
           f"`docker run base true` {a:.2f} s (x{r / a:.1f}); to Docker 'healthy' "
           f"{statistics.median(healthy):.2f} s (the image's HEALTHCHECK polls every 5 s)")
     print(f"docker stop of the hub: median {statistics.median(stops):.2f} s, max {max(stops):.2f} s "
@@ -101,8 +106,9 @@ class HealthEvents:
     healthcheck adds three exec events, so they must be read live)."""
 
     def __init__(self, docker: Docker) -> None:
-        self._proc = subprocess.Popen(
-            [docker.binary, "events", "--filter", "type=container", "--filter", "event=start",
+        self._proc = subprocess.Popen(  # --since: also what happened before it subscribed
+            [docker.binary, "events", "--since", f"{time.time():.3f}", "--filter", "type=container",
+             "--filter", "event=start",
              "--filter", "event=health_status", "--format", "{{json .}}"],
             stdout=subprocess.PIPE, text=True)
         self.started: dict[str, float] = {}
@@ -117,7 +123,9 @@ class HealthEvents:
             event = json.loads(line)
             cid, when = event["id"], event["timeNano"] / 1e9
             attributes = event.get("Actor", {}).get("Attributes", {})
-            self.names[cid] = attributes.get("com.docker.compose.service") or attributes.get("name", cid[:12])
+            project = str(attributes.get("com.docker.compose.project", "")).rsplit("-", 1)[-1]  # the machine
+            service = attributes.get("com.docker.compose.service") or attributes.get("name", cid[:12])
+            self.names[cid] = f"{project}/{service}" if project else str(service)
             if event["Action"] == "start":
                 self.started.setdefault(cid, when)
             elif event["Action"] == "health_status: healthy":
