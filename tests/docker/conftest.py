@@ -22,7 +22,8 @@ from fleetobs.testing.binaries import in_ci
 from fleetobs.testing.docker.cli import SOCKET, Docker, DockerError, compose_binary, docker_binary
 from fleetobs.testing.docker.daemon import DockerDaemon
 from fleetobs.testing.docker.fleet import DockerSession, Fleet, bring_up, tear_down
-from fleetobs.testing.docker.images import build_all, daemon_marker
+from fleetobs.testing.docker.images import build_all, cache_dir, daemon_marker
+from fleetobs.testing.docker.runs import Run, sweep_dead_runs
 from fleetobs.testing.docker.stage import stage_bundles
 from fleetobs.topology.load import load_topology
 
@@ -60,12 +61,17 @@ def docker_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerS
         daemon.start()
     except DockerError as exc:
         pytest.fail(f"docker daemon: {exc}", pytrace=False)
+    docker = Docker(binary)
+    runs = cache_dir() / "docker-runs"
+    run = Run("keep", None) if KEEP else Run.new(runs)
     try:
-        docker = Docker(binary)
+        sweep_dead_runs(docker, runs)  # what a crashed or killed earlier run left
         started = time.monotonic()
         images = build_all(docker)
-        yield DockerSession(docker, compose, images, daemon, time.monotonic() - started)
+        yield DockerSession(docker, compose, images, daemon, time.monotonic() - started, run)
     finally:
+        if not KEEP:
+            run.sweep(docker)
         daemon.stop()
 
 
@@ -75,7 +81,7 @@ def fleet(docker_session: DockerSession, tmp_path_factory: pytest.TempPathFactor
     root = stage_bundles(topology, KEEP_ROOT if KEEP else tmp_path_factory.mktemp("bundles"))
     try:
         try:
-            fleet = bring_up(docker_session, topology, root, fresh=not KEEP)
+            fleet = bring_up(docker_session, topology, root, free_ports=not KEEP)
         except DockerError as exc:
             pytest.fail(str(exc), pytrace=False)
         yield fleet

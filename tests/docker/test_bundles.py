@@ -163,12 +163,24 @@ def test_a_killed_group_is_down_on_both_hubs_and_nothing_else_is(fleet: Fleet) -
     d("kill", cid, timeout=60)
     try:
         for hub_machine in (machine, OTHER[machine]):
+            # Until the group's agents are all down while every other agent is alive (a hub
+            # starved of CPU on a loaded host can miss a probe round of everyone for a while).
             view = poll(lambda h=hub_machine: states(agents(fleet, h, machine)),  # type: ignore[misc]
-                        lambda s: {n for n in lost if s.get(n) == "down"} == lost, timeout=120)
+                        lambda s: all(s.get(n) == "down" for n in lost) and all(s.get(n) in ALIVE for n in others),
+                        timeout=150)
             assert {n: view.get(n) for n in lost if view.get(n) != "down"} == {}, hub_machine
             assert {n: view[n] for n in others if view[n] not in ALIVE} == {}, hub_machine
         pc2 = states(agents(fleet, "pc2"))
         assert set(pc2.values()) <= ALIVE
+        if generated_prometheus():  # the generated rules (issue 10): the page reaches Alertmanager
+            am = fleet.url(machine, "ALERTMANAGER_HOST_PORT")
+            firing = poll(lambda: httpx.get(f"{am}/api/v2/alerts", timeout=10).json(),
+                          lambda alerts: any(a["labels"].get("alertname") in ("GroupDown", "AgentDown")
+                                             for a in alerts), timeout=120, every=2)
+            names = {a["labels"].get("alertname") for a in firing}
+            assert names & {"GroupDown", "AgentDown"}, names
+            assert all(a["labels"].get("group", group) == group for a in firing
+                       if a["labels"].get("alertname") in ("GroupDown", "AgentDown"))
     finally:
         d("start", cid, timeout=60)
         wait_healthy(fleet.projects[machine], timeout=120, services=[service])
@@ -203,7 +215,7 @@ def test_a_stopped_peer_hub_leaves_its_agents_unknown_not_down(fleet: Fleet) -> 
     fleet.docker("stop", fleet.container("pc2", "hub"), timeout=60)
     view = poll(lambda: states(agents(fleet, "mainpc", "pc2")),
                 lambda s: set(s.values()) == {"unknown"}, timeout=60)
-    assert set(view) == expected(fleet, "pc2")
+    assert expected(fleet, "pc2") <= set(view)  # plus what PC2's hub learned (the witness)
     assert set(view.values()) == {"unknown"}, view
     # MainPC's own agents are untouched.
     assert set(states(agents(fleet, "mainpc")).values()) <= ALIVE

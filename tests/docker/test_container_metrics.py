@@ -18,26 +18,30 @@ from fleetobs.testing.docker.compose import PROJECT_LABEL, SERVICE_LABEL, sweep
 from fleetobs.testing.docker.fleet import DockerSession
 from fleetobs.topology.load import load_topology
 
-PROJECT = "fleetobs-test-resources"
 MIB = 1024**2
 Samples = dict[tuple[str, str], float]  # (metric, service) -> value
 
 
 @pytest.fixture(scope="module")
-def exporter(docker_session: DockerSession) -> Iterator[GpuExporter]:
-    sweep(docker_session.docker, [PROJECT])
+def project(docker_session: DockerSession) -> str:
+    """This run's compose project label for the containers below (the exporter reads only it)."""
+    return docker_session.run.project("resources")
+
+
+@pytest.fixture(scope="module")
+def exporter(docker_session: DockerSession, project: str) -> Iterator[GpuExporter]:
     config = ExporterConfig(machine="mainpc", docker_socket=SOCKET, cgroup_root=Path("/sys/fs/cgroup"),
-                            compose_project=PROJECT, container_interval_seconds=0.25, interval_seconds=0.25)
+                            compose_project=project, container_interval_seconds=0.25, interval_seconds=0.25)
     exp = GpuExporter(config, load_topology(None), library=FakeNvmlLibrary([rtx_4090()])).start()
     try:
         yield exp
     finally:
         exp.stop()
-        sweep(docker_session.docker, [PROJECT])
+        sweep(docker_session.docker, [project])
 
 
 def run(session: DockerSession, service: str, *args: str, script: str) -> str:
-    return session.docker("run", "-d", "--label", f"{PROJECT_LABEL}={PROJECT}",
+    return session.docker("run", "-d", "--label", f"{PROJECT_LABEL}={session.run.project('resources')}",
                           "--label", f"{SERVICE_LABEL}={service}", *args,
                           session.images.base, "python3", "-c", script, timeout=60).strip()
 
@@ -94,7 +98,7 @@ def test_a_running_container_has_cpu_and_a_working_set_under_its_limit(
         docker_session: DockerSession, exporter: GpuExporter) -> None:
     run(docker_session, "steady", "--memory", "128m",
         script="import time\nx = bytearray(40 << 20)\nfor i in range(len(x) // 4096): x[i * 4096] = 1\n"
-               "sum(range(3 * 10**7))\ntime.sleep(600)")
+               "while time.process_time() < 1.0: pass\ntime.sleep(600)")  # 1 s of CPU, then idle
     got = wait(exporter, lambda g: g.get(("fleet_container_cpu_seconds_total", "steady"), 0) > 0.5
                and g.get(("fleet_container_memory_working_set_bytes", "steady"), 0) > 40 * MIB)
     assert got[("fleet_container_running", "steady")] == 1

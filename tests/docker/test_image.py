@@ -31,9 +31,9 @@ def test_one_image_serves_every_role(docker_session: DockerSession) -> None:
 
 def test_the_hub_turns_healthy_and_stops_on_sigterm_at_once(docker_session: DockerSession) -> None:
     d, image = docker_session.docker, docker_session.images.fleetobs
-    name = "fleetobs-test-image-hub"
+    name = docker_session.run.project("image-hub")  # swept with the run if this test dies
     d("rm", "-f", name, check=False, timeout=60)
-    d("run", "-d", "--name", name, "--label", "fleetobs.test=1", image, timeout=60)
+    d("run", "-d", "--name", name, "--label", f"com.docker.compose.project={name}", image, timeout=60)
     try:
         deadline = time.monotonic() + 60
         state = "starting"

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetobs.testing.docker.cli import SOCKET, Docker, DockerError
-from fleetobs.testing.docker.compose import ComposeProject, diagnose, sweep, wait_healthy
+from fleetobs.testing.docker.compose import ComposeProject, diagnose, wait_healthy
 from fleetobs.testing.docker.daemon import DockerDaemon
 from fleetobs.testing.docker.images import Images
+from fleetobs.testing.docker.runs import Run, free_port
 from fleetobs.topology.model import Topology
 
 
@@ -21,6 +22,7 @@ class DockerSession:
     images: Images
     daemon: DockerDaemon
     build_seconds: float
+    run: Run  # this run's names on the (maybe shared) daemon
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -56,35 +58,44 @@ class Fleet:
 
 
 MACHINES = ("mainpc", "pc2")
-CROSS_NETWORK = "fleetobs-cross"  # test.env's FLEETOBS_CROSS_NETWORK: the hubs' shared network
 
 
-def project(session: DockerSession, root: Path, machine: str) -> ComposeProject:
-    """``machine``'s test bundle under ``root`` (see :func:`.stage.stage_bundles`)."""
+def project(session: DockerSession, root: Path, machine: str,
+            host_ports: dict[str, int] | None = None) -> ComposeProject:
+    """``machine``'s test bundle under ``root`` (see :func:`.stage.stage_bundles`), named for
+    this run. The shell environment wins over test.env: this run's project name, cross
+    network and ``host_ports``, the images just built, the Docker socket's group."""
     directory = root / "compose" / machine
     images = session.images
-    env = {  # the shell environment wins over test.env: the images just built, the socket's group
+    env = {
+        "COMPOSE_PROJECT_NAME": session.run.project(machine),
+        "FLEETOBS_CROSS_NETWORK": session.run.network("cross"),
         "FLEETOBS_IMAGE": images.fleetobs, "PROMETHEUS_IMAGE": images.prometheus,
         "ALERTMANAGER_IMAGE": images.alertmanager, "LOKI_IMAGE": images.loki,
         "REDIS_IMAGE": images.redis, "NATS_IMAGE": images.nats,
         "DOCKER_GID": str(SOCKET.stat().st_gid),
+        **{k: str(v) for k, v in (host_ports or {}).items()},
     }
-    return ComposeProject(session.compose, session.docker, directory,
-                          env_file(directory / "test.env")["COMPOSE_PROJECT_NAME"],
+    return ComposeProject(session.compose, session.docker, directory, env["COMPOSE_PROJECT_NAME"],
                           files=("docker-compose.test.yml",), env_file="test.env", env=env)
 
 
-def bring_up(session: DockerSession, topology: Topology, root: Path, *, fresh: bool = True) -> Fleet:
-    """Both machines' projects up (side by side) and healthy. ``fresh``: sweep what an
-    earlier run left first. On failure raises :class:`DockerError` with a diagnosis; the
-    caller tears down (:func:`tear_down`) in every case."""
+def bring_up(session: DockerSession, topology: Topology, root: Path, *, free_ports: bool = True) -> Fleet:
+    """Both machines' projects up (side by side) and healthy, on free host ports (else
+    test.env's). On failure raises :class:`DockerError` with a diagnosis; the caller
+    tears down (:func:`tear_down`) in every case."""
     docker = session.docker
-    projects = {m: project(session, root, m) for m in MACHINES}
-    fleet = Fleet(topology, docker, projects, {m: env_file(p.directory / "test.env") for m, p in projects.items()})
-    if fresh:
-        sweep(docker, [p.project for p in projects.values()], [CROSS_NETWORK])
-    if not docker.ok("network", "inspect", CROSS_NETWORK):
-        docker("network", "create", "--label", "fleetobs.test=1", CROSS_NETWORK, timeout=60)
+    projects: dict[str, ComposeProject] = {}
+    values: dict[str, dict[str, str]] = {}
+    for m in MACHINES:
+        test_env = env_file(root / "compose" / m / "test.env")
+        ports = {k: free_port() for k in test_env if k.endswith("_HOST_PORT")} if free_ports else {}
+        projects[m] = project(session, root, m, ports)
+        values[m] = {**test_env, **projects[m].env}
+    fleet = Fleet(topology, docker, projects, values)
+    cross = session.run.network("cross")
+    if not docker.ok("network", "inspect", cross):
+        docker("network", "create", "--label", "fleetobs.test=1", cross, timeout=60)
     started = time.monotonic()
     errors: dict[str, BaseException] = {}
 
@@ -115,4 +126,6 @@ def tear_down(session: DockerSession, root: Path) -> list[str]:
     projects = [project(session, root, m) for m in MACHINES]
     for p in projects:
         p.down()
-    return sweep(session.docker, [p.project for p in projects], [CROSS_NETWORK])
+    from fleetobs.testing.docker.compose import sweep
+
+    return sweep(session.docker, [p.project for p in projects], [session.run.network("cross")])

@@ -4,10 +4,10 @@
 * the wheelhouse: ``pip wheel`` on the host, the dependencies cached by a key of
   ``pyproject.toml``'s dependency list and the Python version, fleetobs' own wheel
   built afresh every time;
-* ``fleetobs:local``: docker/Dockerfile on the base (``--build-arg BASE_IMAGE``);
+* ``fleetobs:local-<source key>``: docker/Dockerfile on the base (``--build-arg BASE_IMAGE``);
 * stand-ins from Debian's packages: docker/standins.Dockerfile, one target each
   (``fleetobs-standin-prometheus:local``, ``-alertmanager``, ``-redis``, ``-nats``), and
-  ``fleetobs-standin-loki:local`` (the fleetobs image running the Loki stand-in).
+  ``fleetobs-standin-loki:local-<key>`` (the fleetobs image running the Loki stand-in).
 
 ``python -m fleetobs.testing.docker.images`` builds them all and prints the tags.
 """
@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fleetobs.testing.docker.base import ensure_base_image
+from fleetobs.testing.docker.apt import debian_mirror
+from fleetobs.testing.docker.base import base_tag, ensure_base_image
 from fleetobs.testing.docker.cli import Docker, DockerError, docker_binary
 
 REPO = Path(__file__).resolve().parents[3]
@@ -158,11 +159,14 @@ def _labelled(docker: Docker, tag: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def build_fleetobs_image(docker: Docker, base: str, *, repo: Path = REPO, tag: str = f"fleetobs:{TAG}",
+def build_fleetobs_image(docker: Docker, base: str, *, repo: Path = REPO, tag: str | None = None,
                          wheels: Path | None = None, timeout: float = 600) -> str:
-    """docker/Dockerfile on ``base``; ``wheels``: a wheelhouse already built (else built now).
-    Nothing is built when ``tag`` already carries the current :func:`source_key`."""
+    """docker/Dockerfile on ``base``, tagged ``fleetobs:local-<source key>`` unless ``tag``;
+    ``wheels``: a wheelhouse already built (else built now). Nothing is built when the tag
+    already carries the current :func:`source_key`. The key in the tag keeps runs from
+    different checkouts on one daemon from re-tagging each other's image."""
     key = source_key(base, repo)
+    tag = tag or f"fleetobs:{TAG}-{key}"
     if _labelled(docker, tag) == key:
         return tag
     with tempfile.TemporaryDirectory(prefix="fleetobs-image-") as tmp:
@@ -172,6 +176,15 @@ def build_fleetobs_image(docker: Docker, base: str, *, repo: Path = REPO, tag: s
         docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={base}", "--label", f"{KEY_LABEL}={key}",
                "-f", str(stage / "docker" / "Dockerfile"), "-t", tag, str(stage), timeout=timeout)
     return tag
+
+
+def prune_keyed(docker: Docker, repository: str, keep: str) -> None:
+    """Remove the other ``local-<key>`` tags of ``repository`` (older sources). One that a
+    container still uses (another run's) is refused by Docker and stays."""
+    out = docker("images", repository, "--format", "{{.Repository}}:{{.Tag}}", timeout=60, check=False)
+    for ref in out.split():
+        if ref != keep and ref.split(":", 1)[-1].startswith(f"{TAG}-"):
+            docker("rmi", ref, timeout=120, check=False)
 
 
 def build_standins(docker: Docker, base: str, *, repo: Path = REPO, timeout: float = 600) -> dict[str, str]:
@@ -187,9 +200,10 @@ def build_standins(docker: Docker, base: str, *, repo: Path = REPO, timeout: flo
     return tags
 
 
-def build_loki_standin(docker: Docker, fleetobs_image: str, tag: str = f"fleetobs-standin-loki:{TAG}",
-                       ) -> str:
-    """The fleetobs image running fleetobs.testing.loki on 3100, Loki's arguments ignored."""
+def build_loki_standin(docker: Docker, fleetobs_image: str) -> str:
+    """The fleetobs image running fleetobs.testing.loki on 3100, Loki's arguments ignored;
+    tagged with the fleetobs image's key."""
+    tag = f"fleetobs-standin-loki:{fleetobs_image.rsplit(':', 1)[1]}"
     dockerfile = (f"FROM {fleetobs_image}\nEXPOSE 3100\nHEALTHCHECK NONE\n"
                   'ENTRYPOINT ["tini", "--", "python", "-m", "fleetobs.testing.docker.standin_servers", '
                   '"loki"]\nCMD []\n')
@@ -204,7 +218,8 @@ def build_all(docker: Docker, *, log: Callable[[str], None] = lambda _m: None) -
     started = time.monotonic()
     with build_lock(), tempfile.TemporaryDirectory(prefix="fleetobs-images-") as tmp, \
             ThreadPoolExecutor(2) as pool:
-        stale = _labelled(docker, f"fleetobs:{TAG}") is None  # a first build: wheels meanwhile
+        expected = f"fleetobs:{TAG}-{source_key(base_tag(debian_mirror()))}"
+        stale = not docker.image_exists(expected)  # build the wheels while debootstrap runs
         wheels_future = pool.submit(build_wheelhouse, Path(tmp) / "wheels") if stale else None
         base = ensure_base_image(docker)
         log(f"base {base} ready after {time.monotonic() - started:.0f}s")
@@ -213,6 +228,8 @@ def build_all(docker: Docker, *, log: Callable[[str], None] = lambda _m: None) -
         log(f"{fleetobs} ready after {time.monotonic() - started:.0f}s")
         loki = build_loki_standin(docker, fleetobs)
         standins = standins_future.result()
+        prune_keyed(docker, "fleetobs-standin-loki", loki)
+        prune_keyed(docker, "fleetobs", fleetobs)
     log(f"stand-ins ready after {time.monotonic() - started:.0f}s")
     return Images(base=base, fleetobs=fleetobs, loki=loki, **standins)
 
