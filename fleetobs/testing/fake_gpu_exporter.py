@@ -2,7 +2,7 @@
 
 pynvml binds one library per process, so two machines' exporters on fake GPUs need two
 processes. The child builds a machine's GPU from a plan (compose services' processes
-in containers of a fake /proc and Docker API, a desktop process on the host, one
+in containers of a fake /proc, cgroup tree and Docker API, a desktop process on the host, one
 process gone from /proc), serves /metrics, prints ``url <URL>``, then obeys one
 command per stdin line, answering ``ok``:
 
@@ -26,6 +26,7 @@ from types import TracebackType
 
 def _serve(machine: str, workdir: Path, plan: Mapping[str, Sequence[int]]) -> None:
     from exporters.app import ExporterConfig, GpuExporter
+    from exporters.testing.fake_cgroup import FakeCgroups, Usage
     from exporters.testing.fake_docker import FakeDockerApi, compose_container
     from exporters.testing.fake_nvml import MIB, FakeNvmlLibrary, FakeProcess, rtx_3060, rtx_4090
     from exporters.testing.fake_proc import FakeProc, container_id, host_v2
@@ -37,6 +38,7 @@ def _serve(machine: str, workdir: Path, plan: Mapping[str, Sequence[int]]) -> No
     dev.utilization, dev.temperature, dev.power_mw = (37, 21), 61, 182_000
     dev.event_reasons = 0x4  # software power cap
     proc = FakeProc(workdir / "proc")
+    cgroups = FakeCgroups(workdir / "cgroup")  # never the host's: its containers are not these
     # AF_UNIX paths are limited to ~108 bytes: keep the Docker socket short.
     with tempfile.TemporaryDirectory(prefix="fleetobs-gpu-") as sock_dir, \
             FakeDockerApi(Path(sock_dir) / "docker.sock") as docker:
@@ -44,6 +46,9 @@ def _serve(machine: str, workdir: Path, plan: Mapping[str, Sequence[int]]) -> No
         for n, (group, sizes) in enumerate(plan.items()):
             cid = container_id(n + 1)
             docker.containers.append(compose_container(cid, groups[group].service_name))
+            limit_gib = groups[group].memory_limit_gib or 16.0
+            cgroups.set(cid, Usage(cpu_seconds=42.0 * (n + 1), memory_bytes=(n + 1) * 1536 * MIB,
+                                   inactive_file_bytes=256 * MIB, limit_bytes=int(limit_gib * 1024 * MIB)))
             for size in sizes:
                 pid += 1
                 dev.processes.append(FakeProcess(pid, size * MIB))
@@ -53,7 +58,7 @@ def _serve(machine: str, workdir: Path, plan: Mapping[str, Sequence[int]]) -> No
         dev.processes.append(FakeProcess(901, 64 * MIB))  # gone from /proc: not attributable
         lib = FakeNvmlLibrary([dev])
         ex = GpuExporter(ExporterConfig(machine, proc_root=proc.root, docker_socket=docker.socket_path,
-                                        interval_seconds=0.5), topology, library=lib).start()
+                                        cgroup_root=cgroups.root, interval_seconds=0.5), topology, library=lib).start()
         print(f"url {ex.url}", flush=True)
         try:
             for line in sys.stdin:

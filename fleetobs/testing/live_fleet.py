@@ -10,8 +10,9 @@ Prometheus and Grafana would see.
 - a Loki stand-in per machine;
 - a hub per machine (``fleetobs hub``, a process) probing its agents every second,
   reading its exporter, shipping logs to its Loki and syncing with the other hub, and
-  with a third peer URL nobody answers (a machine that is off), so sync failures and a
-  peer that is down are real too.
+  with a third machine in the topology whose hub nobody runs (a machine that is off),
+  so sync failures and a peer that is down are real too. It must be a machine of its
+  own: hubs map every peer URL to a topology machine and keep one URL per machine.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from fleetobs.topology.model import Topology
 
 MACHINES = ("mainpc", "pc2")
+#: The machine that is off: in the topology, no agents, no hub.
+OFFLINE_MACHINE = "spare"
 #: GPU memory (MiB) of each compose service's processes; the rest of the plan's groups
 #: hold nothing. vision_gpu (budget 6 GiB) and vision_dream_gpu (7 GiB) are over budget.
 GPU_PLAN: dict[str, dict[str, tuple[int, ...]]] = {
@@ -52,6 +55,14 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _add_offline_machine(topology: Path, port: int) -> None:
+    """Appends :data:`OFFLINE_MACHINE` (no agents) to the simulator's topology file."""
+    doc = yaml.safe_load(topology.read_text())
+    doc["machines"].append({"name": OFFLINE_MACHINE, "gpu_model": "RTX 3060", "gpu_memory_gib": 12.0,
+                            "hub_port": port, "address": "127.0.0.1"})
+    topology.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -116,9 +127,12 @@ class LiveFleet:
             ex.ready()
         ports = {m: _free_port() for m in MACHINES}
         #: A peer nobody answers (a machine that is off): each hub has one failing link.
-        self.offline_peer = f"http://127.0.0.1:{_free_port()}"
+        offline_port = _free_port()
+        self.offline_peer = f"http://127.0.0.1:{offline_port}"
+        _add_offline_machine(topology, offline_port)
         for machine in MACHINES:
-            peers = [f"http://127.0.0.1:{ports[p]}" for p in MACHINES if p != machine] + [self.offline_peer]
+            peers = [f"{p}=http://127.0.0.1:{ports[p]}" for p in MACHINES if p != machine]
+            peers.append(f"{OFFLINE_MACHINE}={self.offline_peer}")
             hub = self.hubs[machine] = _Hub(
                 machine, "127.0.0.1", topology, self.workdir / machine, peers=peers, port=ports[machine],
                 env={"FLEET_PROBE_ENABLED": "true", "FLEET_PROBE_INTERVAL": f"{self.probe_interval:g}",

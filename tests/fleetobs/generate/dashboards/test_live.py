@@ -25,18 +25,11 @@ from fleetobs.generate.dashboards.queries import PanelQuery, queries, substitute
 
 pytestmark = [pytest.mark.binaries, pytest.mark.slow]
 
-_CONTAINERS = ("the live fleet runs as bare processes, not containers: the exporter's container collector "
-               "is proven on real containers in tests/docker/test_container_metrics.py")
 #: Panels that can legitimately be empty here, and why.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     (links.GPU, "Uncorrected ECC errors"): "GeForce cards (RTX 4090, RTX 3060) have no ECC: NVML answers "
                                            "not supported and the exporter omits the series",
     (links.GPU, "Why NVML is down"): "present only while NVML is unavailable; it is up here",
-    (links.GPU, "Containers running"): _CONTAINERS,
-    (links.GPU, "Container CPU"): _CONTAINERS,
-    (links.GPU, "Container memory against its limit"): _CONTAINERS,
-    (links.GPU, "Container working set"): _CONTAINERS,
-    (links.GPU, "OOM kills and restarts"): _CONTAINERS,
 }
 SETS = ("mainpc", "pc2", "all")
 
@@ -91,7 +84,7 @@ def test_every_prometheus_panel_returns_data(live: Any, docs: dict[str, dict[str
                           for (q, _), n in zip(todo, found, strict=True) if n and (q.dashboard, q.panel) in EXCEPTIONS]
     assert len(todo) > 80
     assert empty == [], "panels without data:\n" + "\n".join(empty)
-    assert excepted_with_data == []
+    assert excepted_with_data == [], "\n".join(excepted_with_data)
 
 
 @pytest.mark.parametrize("name", SETS)
