@@ -12,23 +12,26 @@ On one machine, loopback only: MainPC is 127.0.0.1, PC2 is 127.0.0.2 (the whole 
 The demo topology is the real one with the machines' addresses set to the loopback
 addresses, the hub ports chosen, and every agent's ports as its simulator bound them.
 
-Prometheus and Alertmanager (the seam, :func:`monitoring`): they run when Debian's
-``prometheus`` and ``prometheus-alertmanager`` are installed AND ``fleetobs build``'s
-Prometheus generator exists (``fleetobs.generate.prometheus``) and offers
-``demo_config(topology, work_dir, hubs, alertmanager_url) -> Path`` (the prometheus.yml
-to run, rules included, scraping the ``hubs`` URLs and the agents' HTTP service
-discovery). Adding them is then: call it, append two :class:`ProcessSpec` s (argv in
-:func:`monitoring`'s docstring) and set ``FLEET_PROMETHEUS_URL`` on the hubs (the
-status page links it). Until then the table says why each is not running.
+4. ``alertmanager``: Debian's Alertmanager with ``fleetobs build``'s alertmanager.yml, the
+   two machines' nodes a gossip cluster (each notification sent once), every receiver
+   pointed at the demo's own webhook (fleetobs.demo.notifications);
+5. ``prometheus``: Debian's Prometheus with the machine's generated prometheus.yml and
+   the generated rules: it scrapes both hubs, its GPU exporter and its agents through
+   the hub's HTTP service discovery, and alerts to both Alertmanagers.
+
+Prometheus and Alertmanager run when Debian's ``prometheus`` and
+``prometheus-alertmanager`` are installed (:func:`monitoring` says why not otherwise).
+Their files are the generator's (fleetobs.generate.prometheus) for the demo topology,
+with the demo's short intervals (:data:`DEMO_ALERTING`) so a failing agent pages within
+a minute instead of the production ``for`` durations.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +54,18 @@ BANNER = ("SIMULATED fleet (fleetobs demo): the agents are `fleetobs simulate` p
 PYTHON = sys.executable
 
 
+#: ``Alerting.fast`` arguments of the demo: scrape and evaluate every 5 s, ``for`` 30 s.
+DEMO_ALERTING = {"interval": "5s", "for_": "30s", "group_wait": "10s", "group_interval": "1m"}
+
+
 @dataclass(frozen=True)
 class Ports:
     hub: dict[str, int]
     gpu: dict[str, int]
+    prometheus: dict[str, int]
+    alertmanager: dict[str, int]
+    cluster: dict[str, int]  # Alertmanager gossip
+    notify: int  # the demo's webhook, on 127.0.0.1
 
 
 def free_port(host: str) -> int:
@@ -75,9 +86,23 @@ def port_free(host: str, port: int) -> bool:
 
 def choose_ports(topology: Topology, ephemeral: bool) -> Ports:
     if ephemeral:
-        return Ports({m: free_port(h) for m, h in HOSTS.items()},
-                     {m: free_port(h) for m, h in HOSTS.items()})
-    return Ports({m: topology.machine(m).hub_port for m in HOSTS}, dict.fromkeys(HOSTS, 9400))
+        def free() -> dict[str, int]:
+            return {m: free_port(h) for m, h in HOSTS.items()}
+
+        return Ports(free(), free(), free(), free(), free(), free_port(HOSTS["mainpc"]))
+    return Ports({m: topology.machine(m).hub_port for m in HOSTS}, dict.fromkeys(HOSTS, 9400),
+                 dict.fromkeys(HOSTS, 9090), dict.fromkeys(HOSTS, 9093), dict.fromkeys(HOSTS, 9094), 9095)
+
+
+def fixed_ports(ports: Ports) -> list[tuple[str, int, str]]:
+    """(host, port, what) of every port the demo binds, to check they are free first."""
+    out = [(HOSTS["mainpc"], ports.notify, "notification webhook")]
+    for machine, host in HOSTS.items():
+        out += [(host, ports.hub[machine], f"{machine} hub"), (host, ports.gpu[machine], f"{machine} GPU exporter"),
+                (host, ports.prometheus[machine], f"{machine} Prometheus"),
+                (host, ports.alertmanager[machine], f"{machine} Alertmanager"),
+                (host, ports.cluster[machine], f"{machine} Alertmanager cluster")]
+    return out
 
 
 def fleetobs(*args: str) -> list[str]:
@@ -134,28 +159,70 @@ def hub(machine: str, topology: Path, work: Path, ports: Ports, extra_env: Mappi
                        url=f"http://{host}:{port}/", ready=r"listening on http://", env=env)
 
 
-def monitoring() -> list[Skipped]:
-    """Prometheus and Alertmanager, or why they do not run (see the module docstring).
+def prometheus_url(machine: str, ports: Ports) -> str:
+    return f"http://{HOSTS[machine]}:{ports.prometheus[machine]}"
 
-    Once ``fleetobs.generate.prometheus.demo_config`` exists, the specs are::
 
-        ProcessSpec("prometheus", [prometheus, f"--config.file={cfg}",
-                    "--web.listen-address=127.0.0.1:9090", f"--storage.tsdb.path={work}/prom"],
-                    "Prometheus (rules from fleetobs build)", url="http://127.0.0.1:9090/",
-                    ready=r"Server is ready to receive web requests")
-        ProcessSpec("alertmanager", [alertmanager, f"--config.file={am_cfg}",
-                    "--web.listen-address=127.0.0.1:9093", f"--storage.path={work}/am",
-                    "--cluster.listen-address="], "Alertmanager", url="http://127.0.0.1:9093/")
-    """
-    prometheus = shutil.which("prometheus")
-    alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+def alertmanager_url(machine: str, ports: Ports) -> str:
+    return f"http://{HOSTS[machine]}:{ports.alertmanager[machine]}"
+
+
+def _hosts(machine: str, ports: Ports) -> dict[str, str]:
+    """Where ``machine``'s Prometheus dials each service (keys of ``prometheus_config``)."""
+    out = {f"{machine}/prometheus": f"{HOSTS[machine]}:{ports.prometheus[machine]}",
+           f"{machine}/gpu-exporter": f"{HOSTS[machine]}:{ports.gpu[machine]}"}
+    for m, host in HOSTS.items():
+        out[f"{m}/hub"] = f"{host}:{ports.hub[m]}"
+        out[f"{m}/alertmanager"] = f"{host}:{ports.alertmanager[m]}"
+    return out
+
+
+def monitoring(topology: Topology, work: Path, ports: Ports, webhook_url: str, *,
+               which: Callable[[str], str | None] = shutil.which) -> tuple[list[ProcessSpec], list[Skipped]]:
+    """Alertmanager and Prometheus of both machines (start order), with their generated
+    files written under ``<work>/prometheus/``, or why they do not run."""
+    prometheus = which("prometheus")
+    alertmanager = which("prometheus-alertmanager") or which("alertmanager")
     missing = [n for n, p in (("prometheus", prometheus), ("prometheus-alertmanager", alertmanager)) if not p]
-    if missing:
+    if prometheus is None or alertmanager is None:
         why = f"not installed (apt-get install {' '.join(missing)})"
-    elif importlib.util.find_spec("fleetobs.generate") is None or \
-            importlib.util.find_spec("fleetobs.generate.prometheus") is None:
-        why = "not configured yet: fleetobs build does not generate a Prometheus config yet"
-    else:
-        why = "not configured yet: fleetobs.generate.prometheus offers no demo_config() yet"
-    return [Skipped("prometheus", "Prometheus (scrapes the hubs, runs the alert rules)", why),
-            Skipped("alertmanager", "Alertmanager (pages once, for the right reason)", why)]
+        return [], [Skipped("prometheus", "Prometheus (scrapes the hubs, runs the alert rules)", why),
+                    Skipped("alertmanager", "Alertmanager (pages once, for the right reason)", why)]
+    from fleetobs.generate.prometheus.alertmanager import alertmanager_config, cluster_args
+    from fleetobs.generate.prometheus.rules import rule_files
+    from fleetobs.generate.prometheus.scrape import prometheus_config
+
+    config = topology.alerting.fast(**DEMO_ALERTING)
+    root = work / "prometheus"
+    (root / "rules").mkdir(parents=True, exist_ok=True)
+    rules = rule_files(topology, config)
+    for name, text in rules.items():
+        (root / "rules" / name).write_text(text, encoding="utf-8")
+    (root / "alertmanager").mkdir(exist_ok=True)
+    am_file = root / "alertmanager" / "alertmanager.yml"
+    am_file.write_text(alertmanager_config(topology, config=config, webhook_url=webhook_url), encoding="utf-8")
+    ams, proms = [], []
+    for machine, host in HOSTS.items():
+        url = alertmanager_url(machine, ports)
+        gossip = cluster_args(topology, machine, listen=f"{host}:{ports.cluster[machine]}",
+                              peers_at=[f"{HOSTS[m]}:{ports.cluster[m]}" for m in HOSTS if m != machine])
+        ams.append(ProcessSpec(
+            f"alertmanager-{machine}",
+            [alertmanager, f"--config.file={am_file}", f"--storage.path={work / f'alertmanager-{machine}'}",
+             f"--web.listen-address={host}:{ports.alertmanager[machine]}", f"--web.external-url={url}",
+             *gossip, f"--cluster.advertise-address={host}:{ports.cluster[machine]}"],
+            f"{machine}'s Alertmanager (a cluster with the other; pages and tickets to the demo's webhook)",
+            url=url + "/", ready=r"Listening on"))
+        (root / machine).mkdir(exist_ok=True)
+        cfg = root / machine / "prometheus.yml"
+        cfg.write_text(prometheus_config(topology, machine, config=config, hosts=_hosts(machine, ports),
+                                         alertmanagers=[f"{HOSTS[m]}:{ports.alertmanager[m]}" for m in HOSTS],
+                                         rule_files=[str(root / "rules" / n) for n in sorted(rules)]),
+                       encoding="utf-8")
+        proms.append(ProcessSpec(
+            f"prometheus-{machine}",
+            [prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={work / f'prometheus-{machine}'}",
+             f"--web.listen-address={host}:{ports.prometheus[machine]}"],
+            f"{machine}'s Prometheus (fleetobs build's scrape config and rules)",
+            url=prometheus_url(machine, ports) + "/", ready=r"Server is ready to receive web requests"))
+    return ams + proms, []

@@ -18,7 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.slow
+from fleetobs.demo.plan import FAILURES
+from fleetobs.testing.binaries import require_binary
+
+pytestmark = [pytest.mark.slow, pytest.mark.binaries]
 
 
 def listening(pids: list[int]) -> set[tuple[str, int]]:
@@ -90,16 +93,20 @@ def demo(work: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
 
 
 def test_demo_runs_a_living_two_machine_fleet_on_loopback_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    require_binary("prometheus")
+    require_binary("prometheus-alertmanager", "alertmanager")
     work = tmp_path / "demo"
     with demo(work) as (proc, lines):
         ready = eventually(lambda: next((x for x in lines if x.startswith("fleetobs demo: ready:")), None),
                            150, "the ready line")
         main_url, pc2_url = ready.split("ready:")[1].split()
         out = "".join(lines)
-        assert "SIMULATED" in out and "not configured yet" in out  # Prometheus: the seam says why
+        assert "SIMULATED" in out
         manifest = json.loads((work / "demo.json").read_text())
-        names = {p["name"] for p in manifest["processes"]}
-        assert names == {"simulate-mainpc", "simulate-pc2", "gpu-mainpc", "gpu-pc2", "hub-mainpc", "hub-pc2"}
+        procs = {p["name"]: p for p in manifest["processes"]}
+        assert set(procs) == {"simulate-mainpc", "simulate-pc2", "gpu-mainpc", "gpu-pc2", "hub-mainpc", "hub-pc2",
+                              *(f"{what}-{m}" for what in ("prometheus", "alertmanager") for m in ("mainpc", "pc2"))}
+        assert manifest["skipped"] == []
         pids = [p["pid"] for p in manifest["processes"]]
 
         def status(url: str) -> dict[str, Any]:
@@ -128,6 +135,35 @@ def test_demo_runs_a_living_two_machine_fleet_on_loopback_and_ctrl_c_stops_it(tm
         other = status(pc2_url)
         assert next(m for m in other["machines"] if m["machine"] == "mainpc")["fresh"]
 
+        # Prometheus on fleetobs build's configuration: every target scraped, the crashed
+        # agent paged once (the two Alertmanagers are a cluster), by the demo's webhook.
+        prom = procs["prometheus-mainpc"]["url"].rstrip("/")
+
+        def scraped() -> list[dict[str, Any]] | None:
+            targets: list[dict[str, Any]] = httpx.get(prom + "/api/v1/targets", timeout=5).json()["data"][
+                "activeTargets"]
+            jobs = {t["labels"]["job"] for t in targets}
+            down = {t["labels"].get("agent", t["labels"]["job"]) for t in targets if t["health"] != "up"}
+            ok = {"fleet-hub", "fleet-hub-peer", "fleet-gpu-exporter", "fleet-agents"} <= jobs and \
+                down <= set(FAILURES["mainpc"]) and "FaceRecognitionAgent" in down  # the crashed one
+            return targets if ok else None
+
+        targets = eventually(scraped, 60, "every target of mainpc's Prometheus up but the failing agents")
+        assert sum(t["labels"]["job"] == "fleet-agents" and t["health"] == "up" for t in targets) > 10
+        log = Path(manifest["notifications"]["log"])
+
+        def paged() -> list[dict[str, Any]] | None:
+            sent = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+            pages = [n for n in sent if n["receiver"] == "page" and n["status"] == "firing"
+                     and any(a["labels"].get("agent") == "FaceRecognitionAgent" for a in n["alerts"])]
+            return pages or None
+
+        pages = eventually(paged, 150, "a page for the crashed FaceRecognitionAgent")
+        time.sleep(2)  # a second node's copy would arrive within the gossip interval
+        assert len(paged() or []) == 1, paged()
+        assert pages[0]["commonLabels"]["machine"] == "mainpc"
+        assert "notifications: " in "".join(lines)  # the live view shows what was sent
+
         sockets = listening(pids)
         assert sockets, "no listening sockets found"
         assert {ip for ip, _ in sockets} == {"127.0.0.1", "127.0.0.2"}, sorted(sockets)
@@ -138,7 +174,7 @@ def test_demo_runs_a_living_two_machine_fleet_on_loopback_and_ctrl_c_stops_it(tm
         took = time.monotonic() - t0
     assert proc.returncode == 0, "".join(lines)[-3000:]
     assert took <= 3.0, took
-    reported = float("".join(lines).rsplit("stopped 6 processes in ", 1)[1].split(" s")[0])
+    reported = float("".join(lines).rsplit("stopped 10 processes in ", 1)[1].split(" s")[0])
     assert reported <= 2.0
     for pid in pids:
         with pytest.raises(ProcessLookupError):
