@@ -30,6 +30,21 @@ class SimAgentSpec:
     slow_seconds: float = 0.5
 
 
+def metrics_text(name: str, uptime_seconds: float, healthy: bool, requests: int) -> str:
+    """What BaseAgent's ``GET /metrics`` serves: ``agent_*`` metrics labelled ``agent``."""
+    return (
+        "# HELP agent_uptime_seconds Seconds since the agent started.\n"
+        "# TYPE agent_uptime_seconds gauge\n"
+        f'agent_uptime_seconds{{agent="{name}"}} {uptime_seconds:.3f}\n'
+        "# HELP agent_health_status 1 when the agent reports itself healthy.\n"
+        "# TYPE agent_health_status gauge\n"
+        f'agent_health_status{{agent="{name}"}} {1 if healthy else 0}\n'
+        "# HELP agent_requests_total Health requests answered.\n"
+        "# TYPE agent_requests_total counter\n"
+        f'agent_requests_total{{agent="{name}"}} {requests}\n'
+    )
+
+
 class SimulatedAgent:
     """Opens REP on ``port`` and ``health_check_port`` and HTTP on ``health_check_port + 1``.
 
@@ -166,19 +181,8 @@ class SimulatedAgent:
         return 404, "text/plain", b"not found\n"
 
     def _metrics(self) -> str:
-        name = self.spec.name
-        up = 0 if self.behaviour in (Behaviour.ERROR, Behaviour.GARBAGE) else 1
-        return (
-            "# HELP agent_uptime_seconds Seconds since the agent started.\n"
-            "# TYPE agent_uptime_seconds gauge\n"
-            f'agent_uptime_seconds{{agent="{name}"}} {self._clock() - self._started_at:.3f}\n'
-            "# HELP agent_health_status 1 when the agent reports itself healthy.\n"
-            "# TYPE agent_health_status gauge\n"
-            f'agent_health_status{{agent="{name}"}} {up}\n'
-            "# HELP agent_requests_total Health requests answered.\n"
-            "# TYPE agent_requests_total counter\n"
-            f'agent_requests_total{{agent="{name}"}} {self.requests}\n'
-        )
+        up = self.behaviour not in (Behaviour.ERROR, Behaviour.GARBAGE)
+        return metrics_text(self.spec.name, self._clock() - self._started_at, up, self.requests)
 
     async def stop(self) -> None:
         """Close sockets and the HTTP server. Idempotent."""

@@ -38,6 +38,7 @@ import zmq
 import zmq.asyncio
 
 from fleetobs.simulator import resp
+from fleetobs.simulator.agent import metrics_text
 from fleetobs.simulator.agent import HEALTH_ACTIONS
 from fleetobs.simulator.behaviour import Behaviour, encode, health_object
 from fleetobs.simulator.http_server import HttpServer, Response
@@ -212,6 +213,10 @@ class GroupAgent:
         if path == "/health":
             self.requests += 1
             return 200, "application/json", encode(await self.health())  # 200 even when degraded
+        if path == "/metrics":
+            healthy = (await self.health()).get("status") == "ok"
+            return 200, "text/plain; version=0.0.4", \
+                metrics_text(self.spec.name, self._clock() - self._started_at, healthy, self.requests).encode()
         return 404, "text/plain", b"not found\n"
 
     async def stop(self) -> None:

@@ -7,14 +7,18 @@ so an override cannot take a GPU reservation away):
 - no GPU device reservations (no NVIDIA runtime on the test host);
 - no Grafana (no image; the dashboards are validated against Grafana's schemas instead);
 - every group runs the fleetobs image's group simulator (``fleetobs simulate-group``, the
-  real BaseAgent's quirks, constructor shortened by ``SIM_CONSTRUCTOR_SECONDS``) instead of
-  the agents' image, without ``init: true`` (that image's tini is PID 1 already);
+  real BaseAgent's quirks, constructor shortened by ``SIM_CONSTRUCTOR_SECONDS``, ready keys
+  kept ``SIM_READY_TTL`` s instead of BaseAgent's 300 so a long test run is not cut by the
+  expiry) instead of the agents' image, without ``init: true`` (that image's tini is PID 1 already);
 - the plan's bind-mounted volumes are plain named volumes (no ``DATA_ROOT`` to prepare);
 - Alertmanager runs without cluster gossip (no second host to advertise);
 - healthchecks poll every 5 s (and count from 60 s) so the test waits seconds, not minutes;
 - each hub also joins the external network ``FLEETOBS_CROSS_NETWORK`` under its machine's
   topology ``address`` (``mainpc``, ``pc2``): both machines' projects share one daemon, and
-  the hubs reach each other at ``http://<address>:<hub_port>`` exactly as in production.
+  the hubs reach each other at ``http://<address>:<hub_port>`` exactly as in production;
+- a relay per other machine (``peer-<machine>``) carries that machine's ``address`` on this
+  machine's network, so Prometheus scrapes the peer hub at ``<address>:<hub_port>`` as its
+  generated config says.
 
 ``test.env`` sets the locally built images and loopback host ports that do not clash between
 the two machines' projects (20000 + 1000 x machine index + a per-service offset).
@@ -31,7 +35,8 @@ from fleetobs.generate.compose import healthchecks as hc
 from fleetobs.generate.compose import images
 from fleetobs.generate.compose.bundle import PLAN_VOLUMES, bundle
 from fleetobs.generate.compose.group_services import ordered_groups
-from fleetobs.generate.stack import stacks
+from fleetobs.generate.compose.stack_services import NETWORK
+from fleetobs.generate.stack import Stack, peers, stacks
 from fleetobs.topology.model import Topology
 
 TEST_COMPOSE_FILE = "docker-compose.test.yml"
@@ -73,6 +78,34 @@ def _fast(check: dict[str, Any]) -> dict[str, Any]:
     return {**check, "interval": POLL, "start_period": "60s"}
 
 
+def cross_alias(address: str) -> str:
+    """A hub's second name on the cross network: only hubs answer to it."""
+    return f"{address}-hub"
+
+
+def peer_relay_name(machine: str) -> str:
+    return f"peer-{machine}"
+
+
+def _peer_relay(other: Stack) -> dict[str, Any]:
+    """The other machine's hub under its topology ``address`` on this machine's network.
+
+    The generated prometheus.yml scrapes the peer hub at ``<address>:<hub_port>``; in
+    production that name is the other host. Here Prometheus is not on the cross network
+    (there every hub also answers to ``hub``, which would make its own ``hub`` ambiguous),
+    so a relay on both networks carries the name and forwards to the hub's cross alias."""
+    port = other.hub.port
+    routes = [f"0.0.0.0:{port}={cross_alias(other.machine.address)}:{port}"]
+    return {
+        "image": "${" + images.FLEETOBS.variable + ":-" + images.FLEETOBS.default + "}",
+        "command": ["python3", "-m", "fleetobs.container.relay", *routes],
+        "restart": "unless-stopped",
+        "networks": {NETWORK: {"aliases": [other.machine.address]}, CROSS_NETWORK: {}},
+        "healthcheck": _fast(hc.relay([f"127.0.0.1:{port}={cross_alias(other.machine.address)}:{port}"],
+                                      hc.Timing(start_period="10s"))),
+    }
+
+
 def local_bundle(topology: Topology, machine: str) -> LocalBundle:
     prod = bundle(topology, machine)
     doc = copy.deepcopy(prod.document)
@@ -88,7 +121,8 @@ def local_bundle(topology: Topology, machine: str) -> LocalBundle:
         svc = services[g.service_name]
         svc["image"] = "${" + images.FLEETOBS.variable + ":-" + images.FLEETOBS.default + "}"
         svc["command"] = ["fleetobs", "simulate-group", "--manifest", hc.MANIFEST,
-                          "--constructor-seconds", "${SIM_CONSTRUCTOR_SECONDS:-2}"]
+                          "--constructor-seconds", "${SIM_CONSTRUCTOR_SECONDS:-2}",
+                          "--ready-ttl", "${SIM_READY_TTL:-3600}"]
         del svc["init"]  # the fleetobs image's tini is PID 1 already
     am = services[stack.alertmanager.name]
     am["command"] = [c for c in am["command"] if not c.startswith(("--cluster.peer=", "--cluster.advertise"))]
@@ -96,7 +130,9 @@ def local_bundle(topology: Topology, machine: str) -> LocalBundle:
                      for c in am["command"]]
     hub = services[stack.hub.name]
     hub["networks"] = {n: {} for n in hub["networks"]}
-    hub["networks"][CROSS_NETWORK] = {"aliases": [stack.machine.address]}
+    hub["networks"][CROSS_NETWORK] = {"aliases": [stack.machine.address, cross_alias(stack.machine.address)]}
+    for other in peers(topology, machine):
+        services[peer_relay_name(other.machine.name)] = _peer_relay(other)
     doc["networks"][CROSS_NETWORK] = {"external": True,
                                       "name": "${FLEETOBS_CROSS_NETWORK:-" + CROSS_NETWORK_DEFAULT + "}"}
     for name in PLAN_VOLUMES:
@@ -109,7 +145,8 @@ def local_bundle(topology: Topology, machine: str) -> LocalBundle:
                  f"COMPOSE_PROJECT_NAME=fleetobs-test-{machine}",
                  "PUBLISH_ADDRESS=127.0.0.1",
                  f"FLEETOBS_CROSS_NETWORK={CROSS_NETWORK_DEFAULT}",
-                 "SIM_CONSTRUCTOR_SECONDS=2"]
+                 "SIM_CONSTRUCTOR_SECONDS=2",
+                 "SIM_READY_TTL=3600"]
     env_lines += [f"{k}={v}" for k, v in TEST_IMAGES.items()]
     env_lines += [f"{k}={v}" for k, v in test_host_ports(topology, machine).items()]
     comment = (f"Machine {machine} on a local Docker daemon (tests): docker-compose.yml without GPU "

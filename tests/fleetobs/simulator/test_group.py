@@ -229,3 +229,22 @@ async def test_sigint_cleans_up_ready_keys_sigterm_leaves_them(tmp_path: Path, r
             proc.kill()
     assert proc.returncode == -signal.SIGTERM
     assert await _keys(redis, names) == [1, 1]  # they linger until they expire
+
+
+async def test_metrics_on_the_http_port_say_whether_the_agent_is_healthy(redis: RedisProcess) -> None:
+    import httpx
+
+    (p, h) = free_ports(2)
+    sim = GroupSimulator([MemberSpec("A", p, h)], config(redis, ready_ttl_seconds=1))
+    sim.start()
+    try:
+        assert await sim.wait_constructed(5)
+        async with httpx.AsyncClient(timeout=2) as c:
+            first = (await c.get(f"http://127.0.0.1:{h + 1}/metrics")).text
+            await asyncio.sleep(1.6)  # the ready key expires: degraded
+            later = (await c.get(f"http://127.0.0.1:{h + 1}/metrics")).text
+        assert 'agent_health_status{agent="A"} 1\n' in first
+        assert 'agent_health_status{agent="A"} 0\n' in later
+        assert "# TYPE agent_requests_total counter" in later
+    finally:
+        await sim.stop()

@@ -25,10 +25,18 @@ def _normal(svc: dict[str, Any]) -> dict[str, Any]:
 def test_only_the_documented_differences(fleet: Topology, compose: dict[str, dict[str, Any]],
                                          compose_test: dict[str, dict[str, Any]], machine: str) -> None:
     prod, test = compose[machine]["services"], compose_test[machine]["services"]
-    assert set(prod) - set(test) == {"grafana"} and set(test) <= set(prod)
+    other = next(m for m in fleet.machines if m.name != machine)
+    relay = f"peer-{other.name}"
+    assert set(prod) - set(test) == {"grafana"} and set(test) - set(prod) == {relay}
+    # The relay: the other machine's address on this machine's network, to its hub's cross alias.
+    assert test[relay]["networks"] == {"fleet": {"aliases": [other.address]}, "cross": {}}
+    assert test[relay]["command"] == ["python3", "-m", "fleetobs.container.relay",
+                                      f"0.0.0.0:{other.hub_port}={other.address}-hub:{other.hub_port}"]
     group_services = {g.service_name for g in fleet.groups_on(machine)}
     address = fleet.machine(machine).address
     for name, svc in test.items():
+        if name == relay:
+            continue
         expected = _normal(prod[name])
         actual = _normal(svc)
         assert "reservations" not in svc.get("deploy", {}).get("resources", {})
@@ -36,7 +44,9 @@ def test_only_the_documented_differences(fleet: Topology, compose: dict[str, dic
             assert svc["healthcheck"]["interval"] == "5s"
         if name in group_services:
             assert actual.pop("image") == "${FLEETOBS_IMAGE:-fleetobs:0.1.0}"
-            assert actual.pop("command")[:4] == ["fleetobs", "simulate-group", "--manifest", "/fleetobs/group.json"]
+            assert actual.pop("command") == ["fleetobs", "simulate-group", "--manifest", "/fleetobs/group.json",
+                                             "--constructor-seconds", "${SIM_CONSTRUCTOR_SECONDS:-2}",
+                                             "--ready-ttl", "${SIM_READY_TTL:-3600}"]
             expected.pop("image")
             expected.pop("command")
             assert expected.pop("init") is True and "init" not in actual
@@ -45,7 +55,7 @@ def test_only_the_documented_differences(fleet: Topology, compose: dict[str, dic
             assert not [c for c in actual.pop("command") if c.startswith(("--cluster.peer", "--cluster.adv"))]
             expected.pop("command")
         if name == "hub":
-            assert actual.pop("networks") == {"fleet": {}, "cross": {"aliases": [address]}}
+            assert actual.pop("networks") == {"fleet": {}, "cross": {"aliases": [address, f"{address}-hub"]}}
             expected.pop("networks")
         assert actual == expected, name
     volumes = compose_test[machine]["volumes"]
