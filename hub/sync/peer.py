@@ -320,7 +320,7 @@ class PeerLink:
         gpus = self._gpus_now(unless_acked=False)
         req = ReconcileRequest.model_construct(
             sender=self.identity(), as_of=as_of, count=len(self.owned),
-            digests=self.owned.digests(buckets), gpus=gpus)
+            digests=await self.owned.digests_in_steps(buckets), gpus=gpus)
         reply = await self._post(RECONCILE_PATH, req, ReconcileReply)
         self._met(reply.receiver)
         if gpus is not None:

@@ -196,3 +196,31 @@ async def test_the_background_judge_pass_in_steps_judges_as_one_pass_does(tmp_pa
     finally:
         for hub in hubs:
             await hub.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_big_batch_validated_in_chunks_answers_as_one_validation_does(tmp_path: Path) -> None:
+    import json
+
+    from hub.api import heartbeats
+
+    beats: list[Any] = [{"agent": f"stranger{i:05d}", "interval_seconds": 30} for i in range(3000)]
+    body = json.dumps(beats).encode()
+    assert len(body) > heartbeats.INCREMENTAL_FROM_BYTES  # the chunked path
+    bad = [*beats[:1777], {"agent": "bad name!"}, *beats[1777:]]
+    nan = json.dumps(beats).replace('"interval_seconds": 30}]', '"interval_seconds": NaN}]').encode()
+    async with HubHarness.build(tmp_path) as h:
+        ok = await h.client.post("/v1/heartbeats", content=body, headers={"content-type": "application/json"})
+        assert ok.status_code == 200 and len(ok.json()["unknown"]) == 3000
+        r = await h.client.post("/v1/heartbeats", json=bad)
+        assert r.status_code == 422
+        assert r.json()["message"].startswith("body[1777].agent: ")  # the index in the whole batch
+        # What the chunked path leaves alone gets pydantic-core's one-go answer, as a small body does.
+        r = await h.client.post("/v1/heartbeats", content=nan, headers={"content-type": "application/json"})
+        small = await h.client.post("/v1/heartbeats", content=b'[{"agent": "A", "interval_seconds": NaN}]',
+                                    headers={"content-type": "application/json"})
+        assert (r.status_code, small.status_code) == (422, 422)
+        assert r.json()["message"].split(": ", 1)[1] == small.json()["message"].split(": ", 1)[1]
+        trailing = await h.client.post("/v1/heartbeats", content=body + b" x",
+                                       headers={"content-type": "application/json"})
+        assert trailing.status_code == 422 and trailing.json()["detail"][0]["type"] == "json_invalid"

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hub.sync.records import AgentFacts, OwnedRecords, Version, bucket_digests, next_epoch
 
 
@@ -65,3 +67,32 @@ def test_epoch_without_a_file_follows_the_wall_clock_and_survives_an_unwritable_
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert next_epoch(blocker / "sub" / "epoch", wall=5.0) == 5000
+
+
+@pytest.mark.asyncio
+async def test_digests_in_steps_are_the_digests_and_let_the_loop_run() -> None:
+    import asyncio
+
+    owned = OwnedRecords("mainpc", epoch=3)
+    for i in range(5000):
+        owned.put(facts(f"agent{i:05d}", "up" if i % 7 else "down"), float(i))
+    turns = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    turns = 0
+    stepped = await owned.digests_in_steps(64, step=1000)
+    during = turns
+    done = True
+    await task
+    assert stepped == owned.digests(64)
+    assert during >= 5  # a turn after each step of 1,000 records
+    owned.put(facts("agent00001", "down"), 9999.0)
+    assert await owned.digests_in_steps(64) != stepped  # a change shows in its bucket's digest
