@@ -14,7 +14,6 @@ observation when it is sent; the receiver turns that into its own monotonic cloc
 from __future__ import annotations
 
 import asyncio
-
 import hashlib
 import zlib
 from collections.abc import Iterator
