@@ -38,8 +38,7 @@ import zmq
 import zmq.asyncio
 
 from fleetobs.simulator import resp
-from fleetobs.simulator.agent import metrics_text
-from fleetobs.simulator.agent import HEALTH_ACTIONS
+from fleetobs.simulator.agent import HEALTH_ACTIONS, metrics_text
 from fleetobs.simulator.behaviour import Behaviour, encode, health_object
 from fleetobs.simulator.http_server import HttpServer, Response
 
