@@ -16,7 +16,8 @@ interpreter on one machine. Printed:
    the event loop is blocked for over 2 s).
 
 Goals (issue 13): restart to ready at 10,000 agents < 2 s; ``/health`` < 50 ms while the
-strangers arrive; no stall.
+strangers arrive; no stall. Part 2 runs twice: in the steady state (the goal) and in the
+first second after ``/ready``, before the hub freezes its start-up objects.
 """
 
 from __future__ import annotations
@@ -204,13 +205,17 @@ def main() -> None:
             print(f"anchor pushgateway /-/ready (empty)  : {med(pushgateway_start(work, args.runs))}")
 
         print(f"\n## 2. one batch of {args.agents} unknown names at {args.agents} agents")
-        port = free_port()
-        with hub_process(args.python, src, port, topo, work / "data-strangers"):
-            wait_http(HOST, port, "/ready")
-            worst, took, unknown, stalls, polls = asyncio.run(stranger_batch(port, args.agents))
-        print(f"hub: worst /health {worst:7.1f} ms over {polls} polls (goal < 50 ms); "
-              f"batch answered in {took * 1000:7.1f} ms ({unknown} unknown); "
-              f"stalls during it: {stalls:.0f} (goal 0)")
+        for when, settle in (("steady (2 s after /ready)", 2.0), ("at once after /ready", 0.0)):
+            port = free_port()
+            with hub_process(args.python, src, port, topo, work / f"data-strangers-{settle:g}"):
+                wait_http(HOST, port, "/ready")
+                # The hub freezes its start-up objects out of the collector's way 1 s after
+                # /ready (hub.runtime): until then a full collection walks all of them.
+                time.sleep(settle)
+                worst, took, unknown, stalls, polls = asyncio.run(stranger_batch(port, args.agents))
+            print(f"hub, {when:26s}: worst /health {worst:7.1f} ms over {polls} polls (goal < 50 ms); "
+                  f"batch answered in {took * 1000:7.1f} ms ({unknown} unknown); "
+                  f"stalls during it: {stalls:.0f} (goal 0)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -90,7 +90,7 @@ async def test_a_batch_of_10000_strangers_lets_the_event_loop_run_meanwhile(tmp_
         done.set()
         await task
         assert r.status_code == 200 and len(r.json()["unknown"]) == 10_000
-        assert during >= 19  # a turn after each chunk of 500 at least
+        assert during >= 39  # a turn after each chunk of 250 at least
 
 
 @pytest.fixture

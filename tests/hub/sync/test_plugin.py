@@ -185,3 +185,16 @@ async def test_without_peers_sync_costs_the_heartbeat_path_nothing(tmp_path: Pat
     async with pair(tmp_path / "peers") as (main, _, _net):
         assert main.hub.listeners == [plugin(main).changed]
         assert len(plugin(main).engine.owned) == 54  # restored/expected records, versioned
+
+
+@pytest.mark.asyncio
+async def test_hand_over_with_a_limit_gives_the_oldest_notes_first(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (main, _pc2, _):
+        p = plugin(main)
+        p.hand_over()
+        r = await main.client.post("/v1/heartbeats", json=[{"agent": f"Stranger{i}"} for i in range(25)])
+        assert r.status_code == 200
+        seq = p.engine.owned.seq
+        assert p.hand_over(10) == 10 and p.engine.owned.seq == seq + 10
+        assert p.hand_over(10) == 10 and p.hand_over(10) == 5 and p.hand_over(10) == 0
+        assert {f"Stranger{i}" for i in range(25)} <= {r.name for r in p.engine.owned.since(seq, now=0.0)}
