@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,39 +38,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from hubproc import bench_topology, free_port, read_response, request, rss_mb, wait_http
 
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
 STATES = ("missing", "up", "degraded", "suspect", "down", "unmonitored")
 
 
 # --- the load generator: raw keep-alive HTTP/1.1 -----------------------------------------
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-    if m:
-        body = await reader.readexactly(int(m.group(1)))
-    elif re.search(rb"(?i)transfer-encoding:\s*chunked", head):
-        body = b""
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            body += chunk[:-2]
-    else:
-        body = b""
-    return status, body
-
-
-def request(method: str, host: str, port: int, path: str, body: bytes = b"",
-            content_type: str = "application/json") -> bytes:
-    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
 @dataclass
 class Result:
     requests: int
@@ -110,7 +82,7 @@ async def drive(host: str, port: int, reqs: Sequence[bytes], connections: int,
                 sent += 1
                 t0 = time.perf_counter()
                 writer.write(req)
-                status, _ = await _read_response(reader)
+                status, _ = await read_response(reader)
                 latencies.append(time.perf_counter() - t0)
                 if status >= 300:
                     errors += 1
@@ -130,7 +102,7 @@ async def scrape_times(host: str, port: int, path: str, n: int) -> tuple[list[fl
         for _ in range(n):
             t0 = time.perf_counter()
             writer.write(request("GET", host, port, path))
-            _, body = await _read_response(reader)
+            _, body = await read_response(reader)
             times.append(time.perf_counter() - t0)
             size = len(body)
     finally:
@@ -149,7 +121,7 @@ async def drive_while_scraping(host: str, port: int, reqs: Sequence[bytes], conn
         try:
             while not stop.is_set():
                 writer.write(request("GET", host, port, "/metrics"))
-                await _read_response(reader)
+                await read_response(reader)
                 scrapes += 1
         finally:
             writer.close()
@@ -167,46 +139,6 @@ def uvicorn_flavour(python: str) -> str:
             " + '/' + ('uvloop' if u.find_spec('uvloop') else 'asyncio'))")
     return subprocess.run([python, "-c", code], capture_output=True, text=True,
                           check=False).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url_host: str, port: int, path: str, timeout: float = 30.0) -> float:
-    """Seconds until ``path`` answers 200 (polled every 5 ms)."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        try:
-            with socket.create_connection((url_host, port), timeout=1) as s:
-                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-                if s.recv(64)[9:12] == b"200":
-                    return time.perf_counter() - start
-        except OSError:
-            pass
-        time.sleep(0.005)
-    raise RuntimeError(f"{url_host}:{port}{path} not ready after {timeout}s")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def bench_topology(n: int, path: Path) -> None:
-    groups = [{"name": f"group{g:02d}", "machine": "mainpc"} for g in range(20)]
-    agents = [{"name": f"agent{i:05d}", "machine": "mainpc", "group": f"group{i % 20:02d}",
-               "port": 10000 + i, "health_check_port": 30000 + i, "probe": "push",
-               "heartbeat_interval_seconds": 30} for i in range(n)]
-    doc = {"version": 1,
-           "machines": [{"name": "mainpc", "hub_port": 9000, "address": "mainpc"},
-                        {"name": "pc2", "hub_port": 9100, "address": "pc2"}],
-           "groups": groups, "agents": agents}
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def hub_env() -> dict[str, str]:

@@ -104,10 +104,22 @@ def request(method: str, host: str, port: int, path: str, body: bytes = b"",
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 response: Content-Length or chunked."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-    body = await reader.readexactly(int(m.group(1))) if m else b""
+    if m:
+        body = await reader.readexactly(int(m.group(1)))
+    elif re.search(rb"(?i)transfer-encoding:\s*chunked", head):
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    else:
+        body = b""
     return status, body
 
 

@@ -1,4 +1,4 @@
-"""Read the real BaseAgent's health object (see shared/fixtures/real-fleet/README.md).
+"""Read the real BaseAgent's health object (see tests/fixtures/real-fleet/README.md).
 
 ``{"status": "ok"|"degraded"|"error", "health_checks": {"ready_signal": false, ...},
 "message": ..., ...}``. The status field decides; the failed ``health_checks`` say why,
