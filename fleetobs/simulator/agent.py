@@ -30,6 +30,22 @@ class SimAgentSpec:
     slow_seconds: float = 0.5
 
 
+async def close_endpoints(tasks: list[asyncio.Task[None]], sockets: list[zmq.asyncio.Socket],
+                          http: HttpServer | None) -> None:
+    """Cancel an agent's serving tasks, close its sockets and HTTP server; empties the lists."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+    tasks.clear()
+    for sock in sockets:
+        sock.close(linger=0)
+    sockets.clear()
+    if http is not None:
+        await http.close()
+
+
 def metrics_text(name: str, uptime_seconds: float, healthy: bool, requests: int) -> str:
     """What BaseAgent's ``GET /metrics`` serves: ``agent_*`` metrics labelled ``agent``."""
     return (
@@ -186,18 +202,8 @@ class SimulatedAgent:
 
     async def stop(self) -> None:
         """Close sockets and the HTTP server. Idempotent."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
-        for s in self._sockets:
-            s.close(linger=0)
-        self._sockets.clear()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await close_endpoints(self._tasks, self._sockets, self._http)
+        self._http = None
 
 
 def _is_health_request(raw: bytes) -> bool:

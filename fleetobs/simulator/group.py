@@ -38,7 +38,7 @@ import zmq
 import zmq.asyncio
 
 from fleetobs.simulator import resp
-from fleetobs.simulator.agent import HEALTH_ACTIONS, metrics_text
+from fleetobs.simulator.agent import HEALTH_ACTIONS, close_endpoints, metrics_text
 from fleetobs.simulator.behaviour import Behaviour, encode, health_object
 from fleetobs.simulator.http_server import HttpServer, Response
 
@@ -220,18 +220,8 @@ class GroupAgent:
 
     async def stop(self) -> None:
         """Close every socket and the HTTP server. Idempotent."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._tasks.clear()
-        for s in self._sockets:
-            s.close(linger=0)
-        self._sockets.clear()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await close_endpoints(self._tasks, self._sockets, self._http)
+        self._http = None
         self._redis.close()
 
 

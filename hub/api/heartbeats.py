@@ -41,6 +41,11 @@ INCREMENTAL_FROM_BYTES = 64 * 1024
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _skip(text: str, pos: int) -> int:
+    """The first position at or after ``pos`` that is not JSON whitespace."""
+    return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # the pattern matches ""
+
+
 class _NotPlainJsonError(Exception):
     """What the chunked path leaves to pydantic-core's own answer (and its error)."""
 
@@ -58,10 +63,10 @@ class _Items:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        pos = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+        pos = _skip(text, 0)
         if text[pos:pos + 1] != "[":
             raise _NotPlainJsonError("not an array")
-        self.pos = _SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+        self.pos = _skip(text, pos + 1)
         if text[self.pos:self.pos + 1] == "]":
             raise _NotPlainJsonError("empty")
         self.count = 0
@@ -80,14 +85,14 @@ class _Items:
             self.count += 1
             if self.count > MAX_BATCH:
                 raise _NotPlainJsonError("too long")
-            pos = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+            pos = _skip(text, end)
             sep = text[pos:pos + 1]
             if sep == "]":
-                if _SPACE.match(text, pos + 1).end() != len(text):  # type: ignore[union-attr]
+                if _skip(text, pos + 1) != len(text):
                     raise _NotPlainJsonError("trailing data")
                 self.done = True
             elif sep == ",":
-                self.pos = _SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+                self.pos = _skip(text, pos + 1)
             else:
                 raise _NotPlainJsonError("no comma")
         return spans
