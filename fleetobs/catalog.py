@@ -111,7 +111,7 @@ HUB: tuple[MetricSpec, ...] = (
        "Seconds of hub stall credited to agents by the pause guard.",
        "machine"),
     _m("fleet_hub_store_pending_writes", "gauge",
-       "Agent records changed since the last flush to SQLite.",
+       "Agent records changed and not yet committed to SQLite (the flush in progress included).",
        "machine"),
     _m("fleet_hub_store_flushes_total", "counter",
        "Write-behind flushes to SQLite, by outcome.",

@@ -11,7 +11,8 @@ With sync (hub/sync/), this machine's summary (:meth:`GpuPlugin.summary`, throug
 ``Hub.gpu_summary``) travels to the peers, and theirs come back through
 ``Hub.peer_gpus``: ``GET /v1/gpus`` also lists every machine (``machines``, with the
 age and freshness of each peer's summary) and free VRAM per machine (``free_vram``),
-so either hub answers "where is there free VRAM".
+so either hub answers "where is there free VRAM". The HTTP client is built on the first
+poll (hub.lazy_client), not at start.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 from fastapi import APIRouter, HTTPException, Query
 from loguru import logger
 from prometheus_client.registry import Collector
@@ -29,9 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleetobs.topology.model import NAME_PATTERN
 from hub.api.models import CleanText
+from hub.lazy_client import LazyClient
 from hub.plugins import HubContext, HubPlugin
 from hub.service import Hub
 from hub.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_POLL_SECONDS = 5.0
 #: What a summary sent to peers may list (hub.sync.protocol.MAX_GPUS / MAX_GPU_GROUPS).
@@ -85,8 +89,9 @@ class GpuPlugin:
         self._ctx = ctx
         self.exporter_url = exporter_url.rstrip("/")
         self.poll_seconds = poll_seconds
-        self._client = httpx.AsyncClient(base_url=self.exporter_url, timeout=timeout_seconds,
-                                         transport=transport)
+        self.timeout_seconds = timeout_seconds
+        self._transport = transport
+        self._client = LazyClient(self._build)
         self._view: ExporterView | None = None
         self._fetched_at: float | None = None  # hub clock, last good answer
         self._error: str | None = "not fetched yet"
@@ -131,10 +136,22 @@ class GpuPlugin:
             await asyncio.wait_for(self._client.aclose(), timeout=deadline_seconds)
 
     # --- polling -----------------------------------------------------------------------
+    def _build(self) -> httpx.AsyncClient:
+        import httpx
+
+        return httpx.AsyncClient(base_url=self.exporter_url, timeout=self.timeout_seconds,
+                                 transport=self._transport)
+
     async def fetch_once(self) -> bool:
         """Read the exporter once; True when it gave a valid answer."""
         try:
-            response = await self._client.get("/v1/gpus")
+            client = await self._client.get()
+        except Exception as exc:  # noqa: BLE001 - closed, or no client could be built
+            return self._fail(f"no HTTP client: {type(exc).__name__}")
+        import httpx  # loaded by get()
+
+        try:
+            response = await client.get("/v1/gpus")
             response.raise_for_status()
             # Parsed by pydantic from bytes: bounded nesting, no lone surrogates, no NaN.
             view = ExporterView.model_validate_json(response.content)

@@ -35,6 +35,10 @@ from hub.observation import Observation, Source, Status
 
 #: The topology name of the hub itself (one per machine, probe ``push``).
 HUB_AGENT = "ObservabilityHub"
+#: Persisted text -> enum member, for restoring 10,000 rows without 30,000 enum calls.
+_STATES: dict[Any, State] = {m.value: m for m in State}
+_STATUSES: dict[Any, Status] = {m.value: m for m in Status}
+_SOURCES: dict[Any, Source] = {m.value: m for m in Source}
 
 
 class Kind(StrEnum):
@@ -211,9 +215,8 @@ class Registry:
 
     def _restore_row(self, row: Mapping[str, Any], now: float, wall: float) -> int:
         name = str(row["name"])
-        try:
-            state, status = State(row["state"]), Status(row["status"])
-        except ValueError:
+        state, status = _STATES.get(row["state"]), _STATUSES.get(row["status"])
+        if state is None or status is None:
             return 0
         interval = row.get("interval_seconds")
         rec = self._records.get(name)
@@ -235,8 +238,7 @@ class Registry:
         rec.state_since_wall = row.get("state_since_wall")
         for key in ("reason", "version", "pid", "endpoint", "container"):
             setattr(rec, key, row.get(key))
-        src = str(row.get("source"))
-        rec.source = Source(src) if src in Source._value2member_map_ else None
+        rec.source = _SOURCES.get(row.get("source"))
         rec.details = row.get("details") or {}
         return 1
 

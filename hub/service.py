@@ -60,9 +60,8 @@ class HubConfig:
     #: Freeze the garbage collector's view of start-up objects (hub.runtime); process-wide,
     #: so only the ``fleetobs hub`` command turns it on.
     freeze_gc: bool = False
-    #: Freeze this long after start: the full collection it starts with (~0.1 s at
-    #: 10,000 agents) then runs after /ready, not before.
-    freeze_gc_after_seconds: float = 1.0
+    #: Freeze this long after start (0: at the first turn of the loop after /ready).
+    freeze_gc_after_seconds: float = 0.0
     #: Seconds between checks of the open files in use (hub.runtime.OpenFiles).
     open_files_check_seconds: float = 5.0
 
@@ -92,11 +91,13 @@ class Hub:
         self.metrics_registry.register(HubCollector(
             machine, self.counters, self.guard,
             unknown_agents=lambda: self.registry.unknown_count,
-            pending_writes=lambda: len(self.registry.dirty),
+            pending_writes=lambda: len(self.registry.dirty) + self._writing,
             in_startup_grace=self.in_startup_grace, start_wall=self.start_wall,
             open_files=self.open_files))
         #: Flush failure kinds already logged in the current run of failures (logged once each).
         self._flush_logged: set[str] = set()
+        #: Records of the flush in progress: still pending until the transaction commits.
+        self._writing = 0
         self._flush_failed_since_ok = 0
         self.plugins: list[HubPlugin] = []
         #: Called with a record after every accepted observation and every state change
@@ -218,6 +219,7 @@ class Hub:
         if not self.registry.dirty:
             return 0
         names, self.registry.dirty = self.registry.dirty, set()
+        self._writing = len(names)
         try:
             rows: list[Row] = []
             get = self.registry.get
@@ -242,6 +244,8 @@ class Hub:
             self.registry.dirty |= names
             self._flush_failed("other", f"{type(exc).__name__}: {exc}")
             return 0
+        finally:
+            self._writing = 0
         if report.skipped:
             # Retried when the record changes again; the rest of the flush is saved.
             name, why = report.skipped[0]

@@ -167,12 +167,17 @@ def set_aside(path: Path, kind: str, wall: Callable[[], float] = time.time) -> P
 
 # --- rows -----------------------------------------------------------------------------
 def _number(row: Mapping[str, Any], key: str, *, optional: bool) -> float | None:
+    # sqlite3 gives exactly int, float, str, bytes or None: exact type checks suffice.
     v = row[key]
-    if v is None and optional:
+    kind = type(v)
+    if kind is float:
+        if math.isfinite(v):
+            return v  # type: ignore[no-any-return]
+    elif kind is int:
+        return float(v)
+    elif v is None and optional:
         return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise RowError(f"{key}={_show(v)} is not a number")
-    return float(v)
+    raise RowError(f"{key}={_show(v)} is not a number")
 
 
 def _show(v: Any) -> str:
@@ -206,12 +211,16 @@ def decode_row(values: Sequence[Any]) -> dict[str, Any]:
         row["state_since_wall"] = None
     for key, limit in _TEXT_LIMITS.items():
         v = row[key]
-        row[key] = clean_text(v)[:limit] if isinstance(v, str) else None
+        if v is not None:
+            row[key] = clean_text(v)[:limit] if type(v) is str else None
     container = row["container"]
-    row["container"] = container if isinstance(container, str) and NAME_RE.fullmatch(container) else None
+    if container is not None and (type(container) is not str or NAME_RE.fullmatch(container) is None):
+        row["container"] = None
     pid = row["pid"]
-    row["pid"] = pid if isinstance(pid, int) and not isinstance(pid, bool) and 1 <= pid < 2**31 else None
-    row["details"] = _details(row["details"])
+    if pid is not None:
+        row["pid"] = pid if type(pid) is int and 1 <= pid < 2**31 else None
+    details = row["details"]
+    row["details"] = _details(details) if details else {}
     return row
 
 

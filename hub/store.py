@@ -72,6 +72,21 @@ _UPSERT = (f"INSERT OR REPLACE INTO agents ({', '.join(COLUMNS)}) "  # noqa: S60
            f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM agents WHERE machine = ?"  # noqa: S608
 
+
+def _select_rows(conn: sqlite3.Connection, machine: str) -> list[Any]:
+    """This machine's rows. Read with sqlite3's own (C) UTF-8 decoding first, ~2x faster
+    at 10,000 rows than the replacing ``decode_text``, which reads them again only when
+    some text is not UTF-8 (sqlite3 then refuses the whole query)."""
+    conn.text_factory = str
+    try:
+        return conn.execute(_SELECT, (machine,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    finally:
+        conn.text_factory = decode_text
+    return conn.execute(_SELECT, (machine,)).fetchall()
+
 Row = tuple[Any, ...]
 
 #: Why a flush failed (the ``reason`` label of fleet_hub_store_flush_failures_total).
@@ -209,7 +224,7 @@ class Store:
         with self._lock:
             conn = self._require()
             try:
-                rows = conn.execute(_SELECT, (self.machine,)).fetchall()
+                rows = _select_rows(conn, self.machine)
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 self._conn = None

@@ -67,6 +67,10 @@ def hub(
              "at its address:hub_port]."),
 ) -> None:
     """Run the ObservabilityHub: heartbeats, liveness, discovery, /metrics."""
+    # No collections until the hub is up (hub.runtime): start-up frees almost nothing.
+    from hub.runtime import hold_collections
+
+    hold_collections()
     # Heavy imports here so `fleetobs --help` stays fast.
     import uvicorn
     from loguru import logger
@@ -145,6 +149,7 @@ def hub(
     config = uvicorn.Config(app, log_level="info" if level in ("SUCCESS", "TRACE") else level.lower(),
                             access_log=False, log_config=None,
                             lifespan="on", timeout_graceful_shutdown=5,
+                            ws="none",  # no WebSocket routes: don't load a WebSocket stack
                             # Idle and slow connections are closed (hub.connections).
                             http=guarded_protocol(idle, hub_of(app).counters.timeouts),
                             timeout_keep_alive=idle)  # type: ignore[arg-type]

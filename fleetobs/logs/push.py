@@ -13,8 +13,10 @@ import email.utils
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 PUSH_PATH = "/loki/api/v1/push"
 
@@ -64,6 +66,8 @@ class LokiClient:
                  basic_auth: tuple[str, str] | None = None, bearer_token: str | None = None,
                  timeout_seconds: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        import httpx  # here, not at import: a hub without Loki never loads it
+
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
                    "User-Agent": "fleetobs-log-shipper"}
         if tenant:
@@ -79,6 +83,8 @@ class LokiClient:
                                     timeout=timeout_seconds, follow_redirects=False)
 
     def push(self, body: bytes, timeout_seconds: float | None = None) -> PushResult:
+        import httpx
+
         t = self.timeout_seconds if timeout_seconds is None else max(0.01, timeout_seconds)
         try:
             r = self._client.post(self.url, content=body, timeout=t)

@@ -2,16 +2,20 @@
 
 A transport sends a POST and returns the status and body, or raises
 :class:`TransportError` with a bounded ``reason`` (a metric label). The in-memory
-fake with fault injection lives in :mod:`hub.sync.testing`.
+fake with fault injection lives in :mod:`hub.sync.testing`. The httpx client is built
+on the first push (hub.lazy_client), not at start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
+from hub.lazy_client import ClientClosedError, LazyClient
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class TransportError(Exception):
@@ -40,15 +44,29 @@ class HttpxTransport:
 
     def __init__(self, timeout_seconds: float = 5.0, max_reply_bytes: int = 1024 * 1024) -> None:
         self.max_reply_bytes = max_reply_bytes
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-            follow_redirects=False, trust_env=False)
+        self.timeout_seconds = timeout_seconds
+        self._client = LazyClient(self._build)
+
+    def _build(self) -> httpx.AsyncClient:
+        import httpx
+
+        t = self.timeout_seconds
+        return httpx.AsyncClient(timeout=httpx.Timeout(t, connect=min(t, 2.0)),
+                                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+                                 follow_redirects=False, trust_env=False)
 
     async def post(self, url: str, path: str, body: bytes,
                    headers: Mapping[str, str]) -> Reply:
         try:
-            async with self._client.stream(
+            client = await self._client.get()
+        except ClientClosedError:
+            raise TransportError("other", "transport closed") from None
+        except Exception as exc:  # noqa: BLE001 - no client, no push: counted, retried
+            raise TransportError("other", f"no HTTP client: {type(exc).__name__}") from None
+        import httpx  # loaded by get()
+
+        try:
+            async with client.stream(
                     "POST", url.rstrip("/") + path, content=body,
                     headers={"content-type": "application/json", **headers}) as resp:
                 chunks: list[bytes] = []

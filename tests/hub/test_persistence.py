@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +95,30 @@ def test_store_on_unwritable_path_says_where(tmp_path: Path) -> None:
     s = Store(blocker / "sub", "mainpc")
     with pytest.raises(Exception, match=r"cannot open the hub state database .*file/sub"):
         s.open()
+
+
+@pytest.mark.asyncio
+async def test_records_being_written_still_count_as_pending(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kill -9 before the commit loses them: the gauge says 0 only once they are on disk.
+    async with HubHarness.build(tmp_path) as h:
+        await h.hub.flush()
+        committing, release = threading.Event(), threading.Event()
+        real_write = h.hub.store.write
+
+        def slow_write(rows: Any) -> Any:
+            committing.set()
+            release.wait(5)
+            return real_write(rows)
+
+        monkeypatch.setattr(h.hub.store, "write", slow_write)
+        await h.client.post("/v1/heartbeats", json=[{"agent": "MemoryClient"}, {"agent": "Executor"}])
+        flushing = asyncio.create_task(h.hub.flush())
+        assert await asyncio.to_thread(committing.wait, 5)
+        assert h.hub.registry.dirty == set()
+        text = (await h.client.get("/metrics")).text
+        assert 'fleet_hub_store_pending_writes{machine="mainpc"} 2.0' in text
+        release.set()
+        assert await flushing == 2
+        text = (await h.client.get("/metrics")).text
+        assert 'fleet_hub_store_pending_writes{machine="mainpc"} 0.0' in text

@@ -28,6 +28,7 @@ from fleetobs.topology.model import Topology
 from hub.liveness import LivenessPolicy
 from hub.observation import Observation
 from hub.registry import Kind, Outcome, Registry
+from hub.runtime import hold_collections
 from hub.service import Hub, HubConfig
 from hub.testing import FakeClock, HubHarness
 
@@ -99,6 +100,7 @@ def restore_gc() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    gc.enable()
 
 
 @pytest.mark.asyncio
@@ -107,16 +109,19 @@ async def test_start_up_objects_are_frozen_out_of_the_collectors_way(tmp_path: P
     hub = Hub(big_topology(2_000), "m1", load_settings({}), tmp_path, clock=FakeClock(),
               config=HubConfig(background=False, freeze_gc=True, freeze_gc_after_seconds=0.05))
     assert gc.get_freeze_count() == 0
+    hold_collections()  # as `fleetobs hub` does first: no collections during start-up
     await hub.start()
     try:
-        assert gc.get_freeze_count() == 0  # not before /ready: the collection would delay it
+        assert gc.get_freeze_count() == 0  # after /ready (the first turn of the loop), not inside start()
+        assert not gc.isenabled()
         for _ in range(200):
             await asyncio.sleep(0.05)
             if gc.get_freeze_count():
                 break
         frozen = gc.get_freeze_count()
         assert frozen > 2_000 * 2  # at least each record and its timing
-        assert gc.get_threshold()[0] == 10_000
+        assert gc.get_threshold()[:2] == (10_000, 2)
+        assert gc.isenabled()
         # What a full collection still walks is what was made after start, not the fleet.
         assert len(gc.get_objects(generation=2)) < frozen / 10
     finally:

@@ -126,6 +126,22 @@ async def test_a_row_that_does_not_decode_is_skipped_with_a_warning(tmp_path: Pa
     assert text  # the file stayed (rows are skipped, the database is not set aside)
 
 
+def test_text_that_is_not_utf8_is_restored_with_replacement_characters(tmp_path: Path) -> None:
+    # sqlite3 refuses a whole query over one such value: the store reads again, replacing.
+    path = make_state(tmp_path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE agents SET reason = CAST(X'6469736bff2066756c6c' AS TEXT) WHERE name = 'Agent3'")
+    store = Store(tmp_path, "mainpc")
+    store.open()
+    try:
+        rows = {r["name"]: r for r in store.load()}
+        assert len(rows) == 41 and store.skipped_rows == []
+        assert rows["Agent3"]["reason"] == "disk\ufffd full"
+        assert store.load()[0]["name"]  # the connection reads normally afterwards
+    finally:
+        store.close()
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("ddl", "kind"), [
     # Another program's database in our file name.

@@ -58,7 +58,8 @@ def _hub(grid: Grid) -> None:
     grid.add(stat("Uptime", "Seconds since the hub process started.", "s",
                   [prom(f"time() - fleet_hub_start_time_seconds{M}", "{{machine}}")],
                   text_mode="value_and_name"), 3, 4)
-    grid.add(stat("Store: pending writes", "Agent records changed since the last flush to SQLite.",
+    grid.add(stat("Store: pending writes",
+                  "Agent records changed and not yet committed to SQLite (the flush in progress included).",
                   "short", [prom(f"fleet_hub_store_pending_writes{M}", "{{machine}}")],
                   text_mode="value_and_name"), 3, 4)
     grid.add(timeseries("Store flushes by outcome", "Write-behind flushes to SQLite per second.",

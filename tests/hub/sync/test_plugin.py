@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
@@ -198,3 +199,32 @@ async def test_hand_over_with_a_limit_gives_the_oldest_notes_first(tmp_path: Pat
         assert p.hand_over(10) == 10 and p.engine.owned.seq == seq + 10
         assert p.hand_over(10) == 10 and p.hand_over(10) == 5 and p.hand_over(10) == 0
         assert {f"Stranger{i}" for i in range(25)} <= {r.name for r in p.engine.owned.since(seq, now=0.0)}
+
+
+@pytest.mark.asyncio
+async def test_with_its_loops_the_restored_records_reach_the_engine_after_start_in_steps(
+        tmp_path: Path) -> None:
+    # Start-up cost (issue 13): start() only notes the records; the hand-over loop gives
+    # them to the engine after /ready, 1,000 at a time, not inside the start.
+    net = MemoryNetwork()
+    settings = load_settings({"FLEET_PEERS": "mem://pc2", "FLEET_PROBE_ENABLED": "false"})
+    factory = functools.partial(sync_plugin, transport=net.transport("mainpc"))
+    async with HubHarness.build(tmp_path, settings=settings, config=HubConfig(background=True),
+                                factories=[factory]) as h:
+        p = plugin(h)
+        sizes: list[int] = []
+        real_hand_over = p.hand_over
+
+        def counting(limit: int | None = None) -> int:
+            n = real_hand_over(limit)
+            sizes.append(n)
+            return n
+
+        p.hand_over = counting  # type: ignore[method-assign]
+        assert len(p.engine.owned) == 0 and len(p._dirty) == 54
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(p.engine.owned) == 54:
+                break
+        assert len(p.engine.owned) == 54 and p._dirty == {}
+        assert sizes and max(sizes) <= 1000
