@@ -10,7 +10,7 @@
   few seconds: heartbeat p99 was 9x its p50. :func:`freeze_after_start` moves what
   exists at ``/ready`` to the permanent generation (``gc.freeze()``, made for exactly
   this) and tunes the young thresholds, so collections walk only new objects, in short steps.
-  :func:`hold_collections` keeps the collector off until then: start-up builds those
+  :func:`collections_held` keeps the collector off until then: start-up builds those
   objects and frees almost nothing, so every full collection during it (imports, the
   topology, 10,000 restored records) was wasted work, ~0.5 s of a 10,000-agent restart.
 
@@ -23,7 +23,8 @@ from __future__ import annotations
 import gc
 import os
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from loguru import logger
@@ -133,14 +134,23 @@ class OpenFiles:
             logger.info("hub: open files back to {} of {}", self.used, self.soft)
 
 
-def hold_collections() -> None:
-    """Automatic collections off until :func:`freeze_after_start` (which turns them back on)."""
+@contextmanager
+def collections_held() -> Iterator[None]:
+    """Automatic collections off inside, until :func:`freeze_after_start` turns them back
+    on; on leaving they are on again whatever happened (a command that failed in-process
+    must not leave its caller without a collector)."""
+    was_enabled = gc.isenabled()
     gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def freeze_after_start(threshold0: int = GC_THRESHOLD0, threshold1: int = GC_THRESHOLD1) -> int:
-    """Freeze every tracked object, set the young thresholds and (after
-    :func:`hold_collections`) collect automatically again; returns the frozen count.
+    """Freeze every tracked object, set the young thresholds and (inside
+    :func:`collections_held`) collect automatically again; returns the frozen count.
 
     No collection first (what CPython's documentation advises for ``gc.freeze()``): at
     10,000 agents it was a ~200 ms pause of the event loop a second after ``/ready``, to

@@ -68,9 +68,15 @@ def hub(
 ) -> None:
     """Run the ObservabilityHub: heartbeats, liveness, discovery, /metrics."""
     # No collections until the hub is up (hub.runtime): start-up frees almost nothing.
-    from hub.runtime import hold_collections
+    # The freeze at /ready turns them back on; leaving (an error, the end) does too.
+    from hub.runtime import collections_held
 
-    hold_collections()
+    with collections_held():
+        _serve(machine, host, port, topology, data_dir, peer)
+
+
+def _serve(machine: str | None, host: str | None, port: int | None, topology: Path | None,
+           data_dir: Path | None, peer: list[str] | None) -> None:
     # Heavy imports here so `fleetobs --help` stays fast.
     import uvicorn
     from loguru import logger

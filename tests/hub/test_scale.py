@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fleetobs.cli.main import main
 from fleetobs.settings import load_settings
 from fleetobs.topology import cache as topology_cache
 from fleetobs.topology import load as topology_load
@@ -28,7 +29,7 @@ from fleetobs.topology.model import Topology
 from hub.liveness import LivenessPolicy
 from hub.observation import Observation
 from hub.registry import Kind, Outcome, Registry
-from hub.runtime import hold_collections
+from hub.runtime import collections_held
 from hub.service import Hub, HubConfig
 from hub.testing import FakeClock, HubHarness
 
@@ -109,23 +110,37 @@ async def test_start_up_objects_are_frozen_out_of_the_collectors_way(tmp_path: P
     hub = Hub(big_topology(2_000), "m1", load_settings({}), tmp_path, clock=FakeClock(),
               config=HubConfig(background=False, freeze_gc=True, freeze_gc_after_seconds=0.05))
     assert gc.get_freeze_count() == 0
-    hold_collections()  # as `fleetobs hub` does first: no collections during start-up
-    await hub.start()
+    with collections_held():  # as `fleetobs hub` runs: no collections during start-up
+        await hub.start()
+        try:
+            assert gc.get_freeze_count() == 0  # after /ready (the first turn of the loop), not in start()
+            assert not gc.isenabled()
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if gc.get_freeze_count():
+                    break
+            frozen = gc.get_freeze_count()
+            assert frozen > 2_000 * 2  # at least each record and its timing
+            assert gc.get_threshold()[:2] == (10_000, 2)
+            assert gc.isenabled()
+            # What a full collection still walks is what was made after start, not the fleet.
+            assert len(gc.get_objects(generation=2)) < frozen / 10
+        finally:
+            await hub.stop()
+
+
+def test_collections_are_on_again_after_a_hub_command_that_failed_in_process() -> None:
+    assert gc.isenabled()
+    # A bad --peer fails after the collector was turned off for the start-up.
+    assert main(["hub", "--peer", "pc2:9100", "--port", "0"]) == 2
+    assert gc.isenabled()
+    gc.disable()
     try:
-        assert gc.get_freeze_count() == 0  # after /ready (the first turn of the loop), not inside start()
-        assert not gc.isenabled()
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if gc.get_freeze_count():
-                break
-        frozen = gc.get_freeze_count()
-        assert frozen > 2_000 * 2  # at least each record and its timing
-        assert gc.get_threshold()[:2] == (10_000, 2)
-        assert gc.isenabled()
-        # What a full collection still walks is what was made after start, not the fleet.
-        assert len(gc.get_objects(generation=2)) < frozen / 10
+        with collections_held():
+            pass
+        assert not gc.isenabled()  # what it found is what it leaves
     finally:
-        await hub.stop()
+        gc.enable()
 
 
 @pytest.mark.asyncio
