@@ -11,6 +11,7 @@ which keeps it out of the start-to-ready time and keeps the event loop turning
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ class LazyClient:
         self._client: httpx.AsyncClient | None = None
         self._building: asyncio.Future[httpx.AsyncClient] | None = None
         self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def built(self) -> bool:
@@ -40,7 +42,9 @@ class LazyClient:
             raise ClientClosedError("HTTP client closed")
         if self._client is not None:
             return self._client
-        if self._building is None:
+        if self._building is None or (self._building.done() and not self._building.cancelled()
+                                      and self._building.exception() is not None):
+            # Nothing built yet, or a build failed with nobody left waiting: (re)build.
             self._building = asyncio.ensure_future(asyncio.to_thread(self._build))
         building = self._building
         try:
@@ -64,11 +68,23 @@ class LazyClient:
         building, self._building = self._building, None
         if client is None and building is not None:
             try:
-                client = await building
+                client = await asyncio.shield(building)
+            except asyncio.CancelledError:
+                # Out of time (the stop deadline): the thread still finishes; close then.
+                building.add_done_callback(self._close_when_built)
+                raise
             except Exception:  # noqa: BLE001 - a build that failed left nothing to close
                 return
         if client is not None:
             await client.aclose()
+
+    def _close_when_built(self, building: asyncio.Future[httpx.AsyncClient]) -> None:
+        if building.cancelled() or building.exception() is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing to do
+            task = asyncio.get_running_loop().create_task(building.result().aclose())
+            self._closing.add(task)  # a reference, so the task is not collected mid-way
+            task.add_done_callback(self._closing.discard)
 
 
 __all__ = ["ClientClosedError", "LazyClient"]

@@ -238,7 +238,8 @@ class Registry:
         rec.state_since_wall = row.get("state_since_wall")
         for key in ("reason", "version", "pid", "endpoint", "container"):
             setattr(rec, key, row.get(key))
-        rec.source = _SOURCES.get(row.get("source"))
+        src = row.get("source")
+        rec.source = _SOURCES.get(src) if isinstance(src, str) else None
         rec.details = row.get("details") or {}
         return 1
 

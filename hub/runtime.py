@@ -20,6 +20,7 @@ library leave the interpreter as it is unless they ask).
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import resource
@@ -68,11 +69,19 @@ def raise_open_files_limit(target: int | None = None) -> tuple[int, int]:
     return int(soft), open_files_limit()[0]
 
 
-def open_files_in_use(fd_dir: Path = Path("/proc/self/fd")) -> int | None:
-    """Descriptors open now (Linux); ``None`` where it cannot be counted."""
+def open_files_in_use(fd_dir: Path = Path("/proc/self/fd"),
+                      limit: Callable[[], tuple[int, int]] = open_files_limit) -> int | None:
+    """Descriptors open now (Linux); ``None`` where it cannot be counted.
+
+    Listing the directory takes a descriptor itself: when none is left (EMFILE), all of
+    them are in use, which is the soft limit (the moment the gauge matters most).
+    """
     try:
         return len(os.listdir(fd_dir))
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.EMFILE:
+            soft = limit()[0]
+            return soft if soft > 0 else None
         return None
 
 

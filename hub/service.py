@@ -91,13 +91,13 @@ class Hub:
         self.metrics_registry.register(HubCollector(
             machine, self.counters, self.guard,
             unknown_agents=lambda: self.registry.unknown_count,
-            pending_writes=lambda: len(self.registry.dirty) + self._writing,
+            pending_writes=self._pending_writes,
             in_startup_grace=self.in_startup_grace, start_wall=self.start_wall,
             open_files=self.open_files))
         #: Flush failure kinds already logged in the current run of failures (logged once each).
         self._flush_logged: set[str] = set()
-        #: Records of the flush in progress: still pending until the transaction commits.
-        self._writing = 0
+        #: Names of the flush in progress: still pending until the transaction commits.
+        self._writing: frozenset[str] = frozenset()
         self._flush_failed_since_ok = 0
         self.plugins: list[HubPlugin] = []
         #: Called with a record after every accepted observation and every state change
@@ -219,7 +219,7 @@ class Hub:
         if not self.registry.dirty:
             return 0
         names, self.registry.dirty = self.registry.dirty, set()
-        self._writing = len(names)
+        self._writing = frozenset(names)
         try:
             rows: list[Row] = []
             get = self.registry.get
@@ -232,20 +232,19 @@ class Hub:
                     await asyncio.sleep(0)
             report: WriteReport = await asyncio.to_thread(self.store.write, rows)
         except StoreError as exc:
-            self.registry.dirty |= names
+            self._requeue(names)
             self._flush_failed(exc.reason, str(exc))
             if exc.reason == "damaged":
                 await self._recover_store(str(exc))
             return 0
         except asyncio.CancelledError:
-            self.registry.dirty |= names  # a later flush (or none, at exit) gets them
+            self._requeue(names)  # a later flush (or none, at exit) gets them
             raise
         except Exception as exc:  # noqa: BLE001 - persistence must outlive any bug
-            self.registry.dirty |= names
+            self._requeue(names)
             self._flush_failed("other", f"{type(exc).__name__}: {exc}")
             return 0
-        finally:
-            self._writing = 0
+        self._writing = frozenset()
         if report.skipped:
             # Retried when the record changes again; the rest of the flush is saved.
             name, why = report.skipped[0]
@@ -259,6 +258,15 @@ class Hub:
         self._flush_failed_since_ok = 0
         self._flush_logged.clear()
         return report.written
+
+    def _pending_writes(self) -> int:
+        # A record changed again during the write is in both sets: count it once.
+        writing = self._writing
+        return len(self.registry.dirty) + len(writing.difference(self.registry.dirty))
+
+    def _requeue(self, names: set[str]) -> None:
+        self._writing = frozenset()
+        self.registry.dirty |= names
 
     def _flush_failed(self, reason: str, message: str) -> None:
         self.counters.flushes["error"] += 1

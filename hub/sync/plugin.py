@@ -6,11 +6,12 @@ topology; each is mapped to its machine at start (hub.sync.peers). The plugin is
 on: with no peers (``FLEET_PEERS=none``) it still answers ``GET /v1/fleet`` (other machines' agents show as
 ``unknown``) and accepts pushes from hubs that list this one.
 
-Local records reach the engine two ways: a full scan at start (restored state), then
-every change through the hub's change listeners (``Hub.listeners``, when the core
-offers them) or, failing that, a scan every ``scan_seconds``. A listener only notes
-the name (a set insert on the heartbeat hot path); a task hands the noted records to
-the engine within ``coalesce_seconds``.
+Local records reach the engine two ways: all of them after start (restored state),
+then every change through the hub's change listeners (``Hub.listeners``). A listener
+only notes the name (a set insert on the heartbeat hot path); a task hands the noted
+records to the engine within ``coalesce_seconds``, 1,000 at a time. The restored
+records are handed over the same way, by that task, after ``/ready``; the links to the
+peers start once they are all in, so a peer's first reconcile sees the whole set.
 
 GPU summaries: the engine sends this machine's (``Hub.gpu_summary``, set by the GPU
 plugin, read at send time) and the plugin offers the peers' as ``Hub.peer_gpus``.
@@ -61,14 +62,13 @@ class SyncPlugin:
     name = "sync"
 
     def __init__(self, ctx: Hub, engine: SyncEngine,
-                 records: Callable[[], Iterable[Record]], scan_seconds: float = 0.25,
+                 records: Callable[[], Iterable[Record]],
                  coalesce_seconds: float = 0.02, background: bool = True) -> None:
         self.ctx = ctx
         #: False (tests on a fake clock): no tasks; call hand_over()/scan() and step links.
         self.background = background
         self.engine = engine
         self.records = records
-        self.scan_seconds = scan_seconds
         self.coalesce_seconds = coalesce_seconds
         self._dirty: dict[str, Record] = {}
         self._wake = asyncio.Event()
@@ -195,12 +195,7 @@ class SyncPlugin:
         # in steps after /ready (10,000 records: ~100 ms of work, not in the start-up).
         for rec in self.records():
             self._dirty[rec.name] = rec
-        self._wake.set()
-        if self._listening:
-            self._task = asyncio.create_task(self._hand_over_loop(), name="sync-changes")
-        else:
-            self._task = asyncio.create_task(self._poll(), name="sync-scan")
-        await self.engine.start()
+        self._task = asyncio.create_task(self._hand_over_loop(), name="sync-changes")
 
     async def stop(self, deadline_seconds: float) -> None:
         if self._stopped:
@@ -213,20 +208,22 @@ class SyncPlugin:
         await self.engine.stop(deadline_seconds)
 
     async def _hand_over_loop(self) -> None:
+        # The restored records first; only then do the links start: their first
+        # reconcile would otherwise offer the peers a partial set as complete.
+        await self._drain()
+        await self.engine.start()
         while True:
             await self._wake.wait()
             await asyncio.sleep(self.coalesce_seconds)  # a batch of heartbeats, one hand-over
             self._wake.clear()
-            # A 10,000-heartbeat batch notes 10,000 records: hand them over in steps,
-            # with a turn of the event loop between, not in one ~100 ms block.
-            while self._dirty:
-                self.hand_over(HAND_OVER_STEP)
-                await asyncio.sleep(0)
+            await self._drain()
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.scan_seconds)
-            self.scan()
+    async def _drain(self) -> None:
+        # A 10,000-heartbeat batch notes 10,000 records: hand them over in steps, with a
+        # turn of the event loop between, not in one ~100 ms block.
+        while self._dirty:
+            self.hand_over(HAND_OVER_STEP)
+            await asyncio.sleep(0)
 
 
 def sync_plugin(ctx: HubContext, *, transport: Transport | None = None,

@@ -153,6 +153,19 @@ def test_raise_open_files_limit_goes_to_the_hard_limit_in_a_child() -> None:
     assert raise_open_files_limit(1)[1] == open_files_limit()[0]  # never lowers
 
 
+def test_with_no_descriptor_left_the_use_is_the_limit_not_unknown() -> None:
+    # Counting /proc/self/fd needs a descriptor itself: at EMFILE the gauge vanished,
+    # just when every descriptor was in use.
+    code = ("import os, resource; from hub.runtime import open_files_in_use as u;"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096)); held = []\n"
+            "try:\n    while True: held.append(os.open('/dev/null', os.O_RDONLY))\n"
+            "except OSError: pass\n"
+            "full = u(); os.close(held.pop()); os.close(held.pop()); print(full, u())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    full, eased = map(int, out.stdout.split())
+    assert full == 64 and eased <= 63
+
+
 # --- the whole command, under a real low limit -----------------------------------------
 @contextmanager
 def hub_under_limit(tmp_path: Path, soft: int, hard: int) -> Iterator[str]:

@@ -121,6 +121,23 @@ async def test_close_is_idempotent_closes_a_client_being_built_and_refuses_later
     assert build.calls == 1 and build.clients[0].is_closed
 
 
+@pytest.mark.asyncio
+async def test_a_close_out_of_time_still_closes_the_client_when_its_build_ends() -> None:
+    build, lazy = held()
+    getting = asyncio.create_task(lazy.get())
+    await asyncio.sleep(0.02)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(lazy.aclose(), timeout=0.02)  # a stop deadline that ran out
+    build.release.set()
+    with pytest.raises(ClientClosedError):
+        await getting
+    for _ in range(100):
+        if build.clients and build.clients[0].is_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert build.calls == 1 and build.clients[0].is_closed
+
+
 def test_building_the_hub_app_with_peers_loads_no_http_client_stack(tmp_path: Path) -> None:
     # Start-up cost (issue 13): httpx and its transports load on the first push, not before /ready.
     code = f"""

@@ -118,7 +118,15 @@ async def test_records_being_written_still_count_as_pending(tmp_path: Path,
         assert h.hub.registry.dirty == set()
         text = (await h.client.get("/metrics")).text
         assert 'fleet_hub_store_pending_writes{machine="mainpc"} 2.0' in text
+        # One of them changes again meanwhile: pending for the next flush too, counted once.
+        await h.client.post("/v1/heartbeats", json={"agent": "MemoryClient"})
+        text = (await h.client.get("/metrics")).text
+        assert 'fleet_hub_store_pending_writes{machine="mainpc"} 2.0' in text
         release.set()
         assert await flushing == 2
+        text = (await h.client.get("/metrics")).text
+        assert 'fleet_hub_store_pending_writes{machine="mainpc"} 1.0' in text
+        monkeypatch.undo()
+        assert await h.hub.flush() == 1
         text = (await h.client.get("/metrics")).text
         assert 'fleet_hub_store_pending_writes{machine="mainpc"} 0.0' in text

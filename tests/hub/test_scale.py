@@ -129,10 +129,14 @@ async def test_start_up_objects_are_frozen_out_of_the_collectors_way(tmp_path: P
             await hub.stop()
 
 
-def test_collections_are_on_again_after_a_hub_command_that_failed_in_process() -> None:
+def test_collections_are_on_again_after_a_hub_command_that_failed_in_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLEET_DATA_DIR", str(tmp_path / "data"))
     assert gc.isenabled()
     # A bad --peer fails after the collector was turned off for the start-up.
     assert main(["hub", "--peer", "pc2:9100", "--port", "0"]) == 2
+    assert "--peer/FLEET_PEERS" in capsys.readouterr().err
     assert gc.isenabled()
     gc.disable()
     try:

@@ -13,6 +13,8 @@ import pytest
 from fleetobs.settings import load_settings
 from hub.plugins import HubPlugin
 from hub.service import HubConfig
+from hub.sync import plugin as plugin_module
+from hub.sync.engine import SyncEngine
 from hub.sync.plugin import SyncPlugin, sync_plugin
 from hub.sync.testing import MemoryNetwork
 from hub.testing import FakeClock, HubHarness
@@ -203,12 +205,22 @@ async def test_hand_over_with_a_limit_gives_the_oldest_notes_first(tmp_path: Pat
 
 @pytest.mark.asyncio
 async def test_with_its_loops_the_restored_records_reach_the_engine_after_start_in_steps(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Start-up cost (issue 13): start() only notes the records; the hand-over loop gives
-    # them to the engine after /ready, 1,000 at a time, not inside the start.
+    # them to the engine after /ready, in steps, and only then starts the peer links
+    # (whose first reconcile must see the whole set, not an empty one).
+    monkeypatch.setattr(plugin_module, "HAND_OVER_STEP", 10)
     net = MemoryNetwork()
     settings = load_settings({"FLEET_PEERS": "mem://pc2", "FLEET_PROBE_ENABLED": "false"})
     factory = functools.partial(sync_plugin, transport=net.transport("mainpc"))
+    held_at_link_start: list[int] = []
+    real_start = SyncEngine.start
+
+    async def start(engine: SyncEngine) -> None:
+        held_at_link_start.append(len(engine.owned))
+        await real_start(engine)
+
+    monkeypatch.setattr(SyncEngine, "start", start)
     async with HubHarness.build(tmp_path, settings=settings, config=HubConfig(background=True),
                                 factories=[factory]) as h:
         p = plugin(h)
@@ -221,10 +233,11 @@ async def test_with_its_loops_the_restored_records_reach_the_engine_after_start_
             return n
 
         p.hand_over = counting  # type: ignore[method-assign]
-        assert len(p.engine.owned) == 0 and len(p._dirty) == 54
+        assert len(p.engine.owned) == 0 and len(p._dirty) == 54 and held_at_link_start == []
         for _ in range(100):
             await asyncio.sleep(0.01)
-            if len(p.engine.owned) == 54:
+            if held_at_link_start:
                 break
         assert len(p.engine.owned) == 54 and p._dirty == {}
-        assert sizes and max(sizes) <= 1000
+        assert sizes == [10, 10, 10, 10, 10, 4]
+        assert held_at_link_start == [54]
