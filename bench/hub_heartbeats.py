@@ -38,7 +38,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubproc import bench_topology, free_port, read_response, request, rss_mb, wait_http
+from hubproc import (
+    bench_topology,
+    free_port,
+    hub_argv,
+    hub_env,
+    read_response,
+    request,
+    rss_mb,
+    wait_http,
+)
 
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
 STATES = ("missing", "up", "degraded", "suspect", "down", "unmonitored")
@@ -141,13 +150,6 @@ def uvicorn_flavour(python: str) -> str:
                           check=False).stdout.strip()
 
 
-def hub_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    env.update({"FLEET_PROBE_ENABLED": "false", "FLEET_LOG_LEVEL": "WARNING",
-                "FLEET_MAX_BODY_BYTES": str(8 * 1024 * 1024)})
-    return env
-
-
 @contextmanager
 def process(argv: list[str], cwd: Path, env: dict[str, str] | None = None,
             ) -> Iterator[subprocess.Popen[bytes]]:
@@ -165,12 +167,6 @@ def process(argv: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 
 HUB_PYTHON = [sys.executable]
-
-
-def hub_argv(port: int, topology: Path | None, data_dir: Path) -> list[str]:
-    argv = [*HUB_PYTHON, "-m", "fleetobs.cli.main", "hub", "--port", str(port),
-            "--data-dir", str(data_dir)]
-    return [*argv, "--topology", str(topology)] if topology else argv
 
 
 def push_body(i: int, instance: bool = False) -> bytes:
@@ -226,7 +222,7 @@ async def run(args: argparse.Namespace) -> None:
     for k in range(3):
         port = free_port()
         t0 = time.perf_counter()
-        with process(hub_argv(port, None, work / f"start{k}"), work, hub_env()):
+        with process(hub_argv(HUB_PYTHON[0], port, None, work / f"start{k}"), work, hub_env(None)):
             wait_http(host, port, "/ready")
             hub_ready.append(time.perf_counter() - t0)
         port = free_port()
@@ -237,7 +233,7 @@ async def run(args: argparse.Namespace) -> None:
             pg_ready.append(time.perf_counter() - t0)
 
     hub_port, pg_port = free_port(), free_port()
-    with process(hub_argv(hub_port, topo, work / "data"), work, hub_env()) as hub_proc, \
+    with process(hub_argv(HUB_PYTHON[0], hub_port, topo, work / "data"), work, hub_env(None)) as hub_proc, \
             process([PUSHGATEWAY, f"--web.listen-address={host}:{pg_port}",
                      f"--persistence.file={work / 'pg.data'}"], work) as pg_proc:
         wait_http(host, hub_port, "/ready", timeout=60)

@@ -43,13 +43,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def hub_env(src: Path) -> dict[str, str]:
+def hub_env(src: Path | None) -> dict[str, str]:
+    """The bench hub's environment; ``src``: the source tree to run (None: the installed one)."""
     # PYTHONDONTWRITEBYTECODE (set in some sandboxes) would make every start compile the
     # hub again; a user's Python caches the bytecode (and a wheel install ships it).
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("FLEET_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update({"FLEET_PROBE_ENABLED": "false", "FLEET_LOG_LEVEL": "WARNING",
-                "FLEET_MAX_BODY_BYTES": str(8 * 1024 * 1024), "PYTHONPATH": str(src)})
+                "FLEET_MAX_BODY_BYTES": str(8 * 1024 * 1024)})
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     return env
 
 

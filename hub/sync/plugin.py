@@ -188,13 +188,13 @@ class SyncPlugin:
             return
         self.ctx.listeners.append(self.changed)
         self._listening = True
-        if not self.background:
-            self.scan()
-            return
         # Every record is noted as changed: the hand-over loop gives them to the engine
         # in steps after /ready (10,000 records: ~100 ms of work, not in the start-up).
         for rec in self.records():
             self._dirty[rec.name] = rec
+        if not self.background:
+            self.hand_over()  # no loop: the caller steps the links itself
+            return
         self._task = asyncio.create_task(self._hand_over_loop(), name="sync-changes")
 
     async def stop(self, deadline_seconds: float) -> None:
